@@ -1,0 +1,41 @@
+"""Console helpers: a rich progress bar for training, and the claims table."""
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+@contextlib.contextmanager
+def training_progress(console: Console, description: str, total: int, start: int = 0
+                      ) -> Iterator[Callable[[int, int, float, float], None]]:
+    """A progress bar showing step, train loss and steps/s; yields the Trainer callback."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False,
+                  disable=not console.is_terminal) as progress:
+        task = progress.add_task(description, total=total, completed=start, loss="–", rate="–")
+
+        def update(step: int, total: int, loss: float, rate: float) -> None:
+            progress.update(task, completed=step, loss=f"{loss:.4g}", rate=f"{rate:.0f}")
+            if not console.is_terminal:
+                console.print(f"  step {step}/{total}  loss {loss:.4g}  {rate:.0f} steps/s")
+
+        yield update
+
+
+def claims_table(claims: list[dict], title: str = "Claims") -> Table:
+    table = Table(title=title)
+    for column in ("id", "claim", "measured", "criterion", "paper", "result"):
+        table.add_column(column, justify="right" if column == "measured" else "left")
+    for c in claims:
+        measured = "nan" if c["measured"] is None else f"{c['measured']:.5g}"
+        paper = "–" if c["paper"] is None else (f"{c['paper']:.5g}" if isinstance(c["paper"], float)
+                                                else str(c["paper"]))
+        result = "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]"
+        table.add_row(c["id"], c["claim"], measured, c["criterion"], paper, result)
+    return table

@@ -1,0 +1,3 @@
+"""The ``iclab`` command line: list, run, runs, show."""
+
+from iclab.cli._main import main as main

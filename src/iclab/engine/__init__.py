@@ -1,0 +1,8 @@
+"""Training engine: jitted steps chunked with ``lax.scan``, seeds vmapped into one program."""
+
+from iclab.engine._optim import OptimConfig as OptimConfig
+from iclab.engine._optim import make_optimizer as make_optimizer
+from iclab.engine._train import Problem as Problem
+from iclab.engine._train import TrainConfig as TrainConfig
+from iclab.engine._train import Trainer as Trainer
+from iclab.engine._train import TrainState as TrainState

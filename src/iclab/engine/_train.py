@@ -1,0 +1,176 @@
+"""The training loop, generic over tasks and models.
+
+A ``Problem`` says how to build a model, draw a batch and score it. The
+``Trainer`` trains S seeds at once as one compiled program: the per-seed state
+(parameters, optimizer state, step, data key) is stacked on a leading axis and
+the step is ``vmap``-ed over it; steps run in chunks of ``lax.scan`` inside
+``jit`` (data sampling included), with evaluation, metric writing and an atomic
+checkpoint between chunks. Seed s uses ``jax.random.key(seed + s)``, so seed s of
+a vmapped run equals a single-seed run with ``seed + s``. The batch at step t is
+drawn from ``fold_in(data_key, t)``, so the data stream does not depend on the
+chunking, and a resumed run repeats an uninterrupted one.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from iclab._errors import check_nonnegative, check_positive_int
+from iclab.engine._optim import OptimConfig, make_optimizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and on what to train.
+
+    Args:
+        steps: optimizer steps.
+        batch_size: fresh tasks per step.
+        eval_every: steps between evaluations (and checkpoints); the scan chunk length.
+        seeds: number of seeds trained together (one vmapped program).
+        seed: first seed; seed s of the run uses ``seed + s``.
+    """
+
+    steps: int = 5000
+    batch_size: int = 2048
+    eval_every: int = 100
+    seeds: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        for key in ("steps", "batch_size", "eval_every", "seeds"):
+            check_positive_int(f"train.{key}", getattr(self, key))
+        check_nonnegative("train.seed", self.seed)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to train: pure functions, all traced inside ``jit``.
+
+    Args:
+        init_model: key → model (an Equinox module).
+        sample_batch: (key, batch_size) → batch (a pytree of arrays).
+        loss: (model, batch) → scalar training loss.
+        evaluate: (model, eval_data) → dict of scalar metrics; ``eval_data`` is a
+            fixed pytree (held-out batch, baseline predictions, ...) passed as an
+            argument, never baked into the graph.
+    """
+
+    init_model: Callable[[PRNGKeyArray], eqx.Module]
+    sample_batch: Callable[[PRNGKeyArray, int], Any]
+    loss: Callable[[eqx.Module, Any], Array]
+    evaluate: Callable[[eqx.Module, Any], dict[str, Array]]
+
+
+class TrainState(eqx.Module):
+    """Everything one seed needs to continue training."""
+
+    params: Any
+    opt_state: Any
+    step: Array
+    data_key: Array
+
+
+class Trainer:
+    """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
+
+    def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig):
+        self.problem, self.train = problem, train
+        self.optimizer = make_optimizer(optim, train.steps)
+        _, self.static = eqx.partition(problem.init_model(jax.random.key(0)), eqx.is_array)
+        self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
+
+    # -- pure pieces ---------------------------------------------------------------
+    def model(self, params: Any) -> eqx.Module:
+        return eqx.combine(params, self.static)
+
+    def _init_one(self, seed_key: PRNGKeyArray) -> TrainState:
+        init_key, data_key = jax.random.split(seed_key)
+        params, _ = eqx.partition(self.problem.init_model(init_key), eqx.is_array)
+        return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32),
+                          jax.random.key_data(data_key))
+
+    def init(self) -> TrainState:
+        """The stacked initial state of all seeds."""
+        keys = jnp.stack([jax.random.key(self.train.seed + s) for s in range(self.train.seeds)])
+        return jax.jit(jax.vmap(self._init_one))(keys)
+
+    def _step_one(self, state: TrainState, _) -> tuple[TrainState, Array]:
+        data_key = jax.random.wrap_key_data(state.data_key)
+        batch = self.problem.sample_batch(jax.random.fold_in(data_key, state.step),
+                                          self.train.batch_size)
+        loss, grads = jax.value_and_grad(
+            lambda p: self.problem.loss(self.model(p), batch))(state.params)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1, state.data_key), loss
+
+    def _run_chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
+        scan = lambda s: jax.lax.scan(self._step_one, s, None, length=length)
+        return jax.vmap(scan)(state)
+
+    def _evaluate_one(self, params: Any, eval_data: Any) -> dict[str, Array]:
+        return self.problem.evaluate(self.model(params), eval_data)
+
+    # -- the loop ------------------------------------------------------------------
+    def chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
+        """``length`` steps for every seed; returns the new state and losses (seeds, length)."""
+        return self._chunk(state, length)
+
+    def evaluate(self, state: TrainState, eval_data: Any) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
+
+    def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None
+            ) -> TrainState:
+        """Train to ``train.steps``, evaluating and checkpointing every ``eval_every`` steps.
+
+        Args:
+            eval_data: passed to ``problem.evaluate``.
+            run: a ``RunDir`` to write metric parts and checkpoints to; if it holds
+                a checkpoint, training resumes from it.
+            progress: optional callback ``(step, total, train_loss, steps_per_s)``.
+            state: start from this state instead of a fresh init.
+        """
+        state = self.init() if state is None else state
+        if run is not None and run.checkpoint_step() is not None:
+            state = run.load_checkpoint(state)
+        step = int(state.step[0])
+        if step == 0:
+            self._record(run, 0, self.evaluate(state, eval_data), None)
+        while step < self.train.steps:
+            length = min(self.train.eval_every, self.train.steps - step)
+            start = time.perf_counter()
+            state, losses = self.chunk(state, length)
+            losses = np.asarray(losses)  # the one host sync per chunk
+            rate = length / (time.perf_counter() - start)
+            step += length
+            self._record(run, step, self.evaluate(state, eval_data), losses.mean(axis=1))
+            if run is not None:
+                run.save_checkpoint(state, step)
+            if progress is not None:
+                progress(step, self.train.steps, float(losses[:, -1].mean()), rate)
+        return state
+
+    def _record(self, run, step: int, metrics: dict[str, np.ndarray],
+                train_loss: np.ndarray | None) -> None:
+        if run is None:
+            return
+        if train_loss is not None:
+            metrics = {"train_loss": train_loss, **metrics}
+        rows: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
+        for name, values in metrics.items():
+            for s, v in enumerate(np.asarray(values).reshape(-1)):
+                rows["step"].append(step)
+                rows["seed"].append(self.train.seed + s)
+                rows["metric"].append(name)
+                rows["value"].append(float(v))
+        run.write_metrics(f"train-{step:09d}", rows)

@@ -1,0 +1,219 @@
+"""Linear self-attention (LSA) transformers on in-context regression tokens.
+
+Row-vector convention (as in the reference code of von Oswald et al. 2022). With
+H ∈ R^{T×D} the tokens of one sequence and C = H[:T−1] the context rows (the last
+token, the query, is never a key or value), one layer does
+
+    H ← H + Σ_h  φ(H W_Q,h (C W_K,h)ᵀ) (C W_V,h) W_P,h
+
+with φ = identity (linear attention, no 1/√k, no 1/N) or a row softmax of the
+scores scaled by 1/√k. The prediction is read from the query's last coordinate
+with a minus sign, ŷ = −H[T−1, D−1], so that the GD construction reads out
++(W₀ + ΔW) x_q (``iclab.solvers.gd_construction``).
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from iclab._errors import check_nonnegative, check_positive_int
+
+
+def _variance_scaling(key: PRNGKeyArray, shape: tuple[int, ...], scale: float):
+    """Truncated normal with std √(scale / fan_in), fan_in = shape[-2], one draw per head.
+
+    This is haiku's ``VarianceScaling(scale)`` as used by the reference code; for
+    one head it is identical, for several heads W_P's fan-in is k rather than H·k.
+    """
+    init = jax.nn.initializers.variance_scaling(
+        scale, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,))
+    return init(key, shape)
+
+
+class LinearSelfAttention(eqx.Module):
+    """Multi-head (linear or softmax) self-attention whose keys exclude the query token."""
+
+    w_q: Float[Array, "heads dim key"]
+    w_k: Float[Array, "heads dim key"]
+    w_v: Float[Array, "heads dim key"]
+    w_p: Float[Array, "heads key dim"]
+    softmax: bool = eqx.field(static=True)
+
+    def __init__(self, dim: int, heads: int, key_size: int, softmax: bool = False,
+                 init_scale: float = 1.0, *, key: PRNGKeyArray):
+        kq, kk, kv, kp = jax.random.split(key, 4)
+        self.w_q = _variance_scaling(kq, (heads, dim, key_size), init_scale)
+        self.w_k = _variance_scaling(kk, (heads, dim, key_size), init_scale)
+        self.w_v = _variance_scaling(kv, (heads, dim, key_size), init_scale)
+        self.w_p = _variance_scaling(kp, (heads, key_size, dim), init_scale)
+        self.softmax = softmax
+
+    def attend(self, queries: Float[Array, "q dim"], context: Float[Array, "c dim"]
+               ) -> Float[Array, "q dim"]:
+        """The residual update Σ_h φ(Q_h K_hᵀ) V_h W_P,h for the given query rows."""
+        q = jnp.einsum("td,hdk->htk", queries, self.w_q)  # (H, q, k)
+        k = jnp.einsum("td,hdk->htk", context, self.w_k)  # (H, c, k)
+        v = jnp.einsum("td,hdk->htk", context, self.w_v)  # (H, c, k)
+        if self.softmax:
+            scores = jnp.einsum("hqk,hck->hqc", q, k) / math.sqrt(q.shape[-1])
+            out = jnp.einsum("hqc,hck->hqk", jax.nn.softmax(scores, axis=-1), v)
+        else:  # linear attention: (Q Kᵀ) V = Q (Kᵀ V), the cheaper order
+            out = jnp.einsum("hqk,hkv->hqv", q, jnp.einsum("hck,hcv->hkv", k, v))
+        return jnp.einsum("hqk,hkd->qd", out, self.w_p)
+
+    def attend_factored(self, queries: Float[Array, "q dim"], context: Float[Array, "c dim"]
+                        ) -> Float[Array, "q dim"]:
+        """The same update through the weight products, Σ_h φ(Q W_KQ,h Cᵀ) C W_PV,h.
+
+        Cheaper than ``attend`` when there are few query rows (e.g. the read-out
+        layer, which only needs the query token): O(q·(D² + cD)) per head instead
+        of projecting every context token.
+        """
+        scores = jnp.einsum("qa,hab,cb->hqc", queries, self.qk(), context)
+        if self.softmax:
+            scores = jax.nn.softmax(scores / math.sqrt(self.w_q.shape[-1]), axis=-1)
+        return jnp.einsum("hqc,ca,hab->qb", scores, context, self.pv())
+
+    def __call__(self, h: Float[Array, "t dim"]) -> Float[Array, "t dim"]:
+        return self.attend(h, h[:-1])
+
+    def qk(self) -> Float[Array, "heads dim dim"]:
+        """W_KQ,h = W_Q,h W_K,hᵀ, so that score_ij = e_i W_KQ e_jᵀ."""
+        return jnp.einsum("hak,hbk->hab", self.w_q, self.w_k)
+
+    def pv(self) -> Float[Array, "heads dim dim"]:
+        """W_PV,h = W_V,h W_P,h, so that head h writes Σ_j score_ij e_j W_PV,h."""
+        return jnp.einsum("hak,hkb->hab", self.w_v, self.w_p)
+
+
+class LayerNorm(eqx.Module):
+    """LayerNorm over the token's features with learned gain and bias."""
+
+    gain: Float[Array, " dim"]
+    bias: Float[Array, " dim"]
+
+    def __init__(self, dim: int):
+        self.gain, self.bias = jnp.ones(dim), jnp.zeros(dim)
+
+    def __call__(self, x: Float[Array, "t dim"]) -> Float[Array, "t dim"]:
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + 1e-5) * self.gain + self.bias
+
+
+class LSABlock(eqx.Module):
+    """Attention (+ optional pre-LayerNorm and GELU MLP), each added to the residual."""
+
+    attn: LinearSelfAttention
+    ln_attn: LayerNorm | None
+    mlp: eqx.nn.MLP | None
+    ln_mlp: LayerNorm | None
+
+    def __init__(self, dim: int, heads: int, key_size: int, softmax: bool, mlp_width: int,
+                 layer_norm: bool, init_scale: float, *, key: PRNGKeyArray):
+        ka, km = jax.random.split(key)
+        self.attn = LinearSelfAttention(dim, heads, key_size, softmax, init_scale, key=ka)
+        self.ln_attn = LayerNorm(dim) if layer_norm else None
+        self.ln_mlp = LayerNorm(dim) if (layer_norm and mlp_width) else None
+        self.mlp = (eqx.nn.MLP(dim, dim, mlp_width, depth=1, activation=jax.nn.gelu, key=km)
+                    if mlp_width else None)
+
+    def __call__(self, h: Float[Array, "t dim"], query_only: bool = False
+                 ) -> Float[Array, "t dim"]:
+        """One block on all tokens, or (``query_only``) the updated query row alone."""
+        normed = self.ln_attn(h) if self.ln_attn is not None else h
+        if query_only:
+            h = h[-1:] + self.attn.attend_factored(normed[-1:], normed[:-1])
+        else:
+            h = h + self.attn.attend(normed, normed[:-1])
+        if self.mlp is not None:
+            normed = self.ln_mlp(h) if self.ln_mlp is not None else h
+            h = h + jax.vmap(self.mlp)(normed)
+        return h
+
+
+@dataclass(frozen=True)
+class LSATransformerConfig:
+    """Shape of an LSA stack. Defaults: the 1-layer, 1-head model of von Oswald et al.
+
+    Args:
+        dim: token width D (d + 1 for concatenated regression tokens); 0 = set by
+            the recipe from the task (``resolve``).
+        layers: number of layers L.
+        heads: attention heads per layer.
+        key_size: width k of each head's queries, keys and values; 0 = D.
+        softmax: softmax attention (scaled by 1/√k) instead of linear.
+        mlp_width: hidden width of a GELU MLP after each attention (0 = none).
+        layer_norm: pre-LayerNorm before attention and MLP.
+        recurrent: share one block's weights across all L layers.
+        init_scale: VarianceScaling scale (the reference uses 0.002 / L).
+    """
+
+    dim: int = 0
+    layers: int = 1
+    heads: int = 1
+    key_size: int = 0
+    softmax: bool = False
+    mlp_width: int = 0
+    layer_norm: bool = False
+    recurrent: bool = True
+    init_scale: float = 0.002
+
+    def __post_init__(self):
+        for name in ("layers", "heads"):
+            check_positive_int(f"model.{name}", getattr(self, name))
+        for name in ("dim", "key_size"):
+            check_nonnegative(f"model.{name}", getattr(self, name))
+        check_nonnegative("model.mlp_width", self.mlp_width)
+        check_nonnegative("model.init_scale", self.init_scale)
+
+
+    def resolve(self, dim: int) -> "LSATransformerConfig":
+        """This config with ``dim`` filled in (if 0) and key_size = D if 0."""
+        dim = self.dim or dim
+        return dataclasses.replace(self, dim=dim, key_size=self.key_size or dim)
+
+
+class LSATransformer(eqx.Module):
+    """A stack of L LSA blocks on one token sequence; ŷ = −H[−1, −1]."""
+
+    blocks: tuple[LSABlock, ...]
+    n_layers: int = eqx.field(static=True)
+
+    def __init__(self, config: LSATransformerConfig, *, key: PRNGKeyArray):
+        if config.dim == 0 or config.key_size == 0:
+            raise ValueError("LSATransformerConfig.dim/key_size unset: call config.resolve(dim)")
+        n_distinct = 1 if config.recurrent else config.layers
+        keys = jax.random.split(key, n_distinct)
+        self.blocks = tuple(
+            LSABlock(config.dim, config.heads, config.key_size, config.softmax,
+                     config.mlp_width, config.layer_norm, config.init_scale, key=k)
+            for k in keys)
+        self.n_layers = config.layers
+
+    def block(self, layer: int) -> LSABlock:
+        return self.blocks[layer if len(self.blocks) > 1 else 0]
+
+    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
+        """H after each layer, H⁽⁰⁾ = tokens ... H⁽ᴸ⁾."""
+        states = [tokens]
+        for layer in range(self.n_layers):
+            states.append(self.block(layer)(states[-1]))
+        return jnp.stack(states)
+
+    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
+        """The read-out −H⁽ˡ⁾[−1, −1] after each layer l = 1..L."""
+        return -self.residual_stream(tokens)[1:, -1, -1]
+
+    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
+        h = tokens
+        for layer in range(self.n_layers - 1):
+            h = self.block(layer)(h)
+        # Only the query row of the last layer is read: update that row alone.
+        query = self.block(self.n_layers - 1)(h, query_only=True)
+        return -query[0, -1]

@@ -1,0 +1,47 @@
+"""What a recipe is, and the registry of recipes."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from iclab._errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper claim-set: configs for the full and quick modes, and a ``run`` function.
+
+    ``run(config, run_dir, console)`` trains (resuming from ``run_dir``'s checkpoint
+    if there is one), measures, writes metrics, figures and the report into
+    ``run_dir`` and returns the list of ``Claim`` objects.
+    """
+
+    name: str
+    description: str
+    paper: str
+    config_type: type
+    full: Callable[[], Any]
+    quick: Callable[[], Any]
+    run: Callable[..., list]
+
+
+_REGISTRY: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    _REGISTRY[recipe.name] = recipe
+    return recipe
+
+
+def recipes() -> dict[str, Recipe]:
+    import iclab.recipes.icl_gd  # noqa: F401  (registers itself)
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; a ``ConfigError`` listing the valid names otherwise."""
+    available = recipes()
+    if name not in available:
+        raise ConfigError("recipe", name, ", ".join(available))
+    return available[name]

@@ -1,0 +1,47 @@
+"""Figure helpers on matplotlib's object API (no pyplot, no global state)."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def figure(ncols: int = 1, width: float = 4.2, height: float = 3.2):
+    """A Figure with ``ncols`` axes side by side."""
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def save_figure(fig: Figure, folder: Path, name: str) -> str:
+    """Write ``folder/name.svg`` and return the SVG text (for inlining in the report)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.svg").write_text(svg)
+    return svg[svg.index("<svg"):]  # drop the XML prolog for inline use
+
+
+def plot_metric_by_seed(ax, metrics: pd.DataFrame, metric: str, label: str | None = None,
+                        color: str = "C0") -> None:
+    """Each seed's curve (thin) and the mean over seeds (thick) of one metric vs step."""
+    rows = metrics[metrics.metric == metric]
+    table = rows.pivot_table(index="step", columns="seed", values="value")
+    for seed in table.columns:
+        ax.plot(table.index, table[seed], color=color, alpha=0.3, lw=0.8)
+    ax.plot(table.index, table.mean(axis=1), color=color, lw=2, label=label or metric)
+    ax.set_xlabel("step")
+
+
+def heatmap(ax, matrix: np.ndarray, title: str) -> None:
+    """A symmetric-colour heatmap of a matrix with its colour bar."""
+    matrix = np.asarray(matrix)
+    limit = float(np.abs(matrix).max()) or 1.0
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)

@@ -1,0 +1,10 @@
+"""Solvers and baselines: learners that fit the context in closed form or iteratively."""
+
+from iclab.solvers._gd import gd_construction as gd_construction
+from iclab.solvers._gd import gd_loss as gd_loss
+from iclab.solvers._gd import gd_predict as gd_predict
+from iclab.solvers._gd import gd_weights as gd_weights
+from iclab.solvers._gd import one_step_optimal_lr as one_step_optimal_lr
+from iclab.solvers._gd import tune_gd_lr as tune_gd_lr
+from iclab.solvers._line_search import golden_section_search as golden_section_search
+from iclab.solvers._line_search import grid_then_golden as grid_then_golden

@@ -1,0 +1,18 @@
+"""Results store: one folder per run, Parquet files as the source of truth, DuckDB to query.
+
+Layout of ``<root>/<recipe>/<run_id>/``::
+
+    config.json        the full recipe config (rebuilds the run)
+    status.json        {"status": "incomplete" | "complete", "recipe", "run_id", ...}
+    metrics/*.parquet  long format: step, seed, metric, value (one part per chunk)
+    checkpoint.eqx     training state of all seeds (atomic write), for --resume
+    claims.json        [{"id", "claim", "measured", "criterion", "paper", "passed"}]
+    figures/*.svg      the report's figures
+    report.html        self-contained report
+"""
+
+from iclab.store._query import find_run as find_run
+from iclab.store._query import list_runs as list_runs
+from iclab.store._query import load_metrics as load_metrics
+from iclab.store._run import RunDir as RunDir
+from iclab.store._run import new_run_id as new_run_id

@@ -1,0 +1,11 @@
+"""Tasks: pure samplers ``sample(key) -> example`` that run inside ``jit``."""
+
+from iclab.tasks._linear_regression import (
+    LinearRegressionTask as LinearRegressionTask,
+)
+from iclab.tasks._linear_regression import (
+    RegressionExample as RegressionExample,
+)
+from iclab.tasks._linear_regression import (
+    to_tokens as to_tokens,
+)
