@@ -31,7 +31,8 @@ def training_progress(console: Console, description: str, total: int, start: int
 def claims_table(claims: list[dict], title: str = "Claims") -> Table:
     table = Table(title=title)
     for column in ("id", "claim", "measured", "criterion", "paper", "result"):
-        table.add_column(column, justify="right" if column == "measured" else "left")
+        table.add_column(column, justify="right" if column == "measured" else "left",
+                         no_wrap=column != "claim" and column != "paper")
     for c in claims:
         measured = "nan" if c["measured"] is None else f"{c['measured']:.5g}"
         paper = "–" if c["paper"] is None else (f"{c['paper']:.5g}" if isinstance(c["paper"], float)

@@ -103,7 +103,7 @@ class LayerNorm(eqx.Module):
     def __call__(self, x: Float[Array, "t dim"]) -> Float[Array, "t dim"]:
         mean = x.mean(-1, keepdims=True)
         var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) * jax.lax.rsqrt(var + 1e-5) * self.gain + self.bias
+        return (x - mean) * jax.lax.rsqrt(var + 1e-5) * self.gain[None] + self.bias[None]
 
 
 class LSABlock(eqx.Module):
@@ -186,8 +186,9 @@ class LSATransformer(eqx.Module):
     n_layers: int = eqx.field(static=True)
 
     def __init__(self, config: LSATransformerConfig, *, key: PRNGKeyArray):
-        if config.dim == 0 or config.key_size == 0:
-            raise ValueError("LSATransformerConfig.dim/key_size unset: call config.resolve(dim)")
+        if config.dim == 0:
+            raise ValueError("LSATransformerConfig.dim is unset (0): call config.resolve(dim)")
+        config = config.resolve(config.dim)
         n_distinct = 1 if config.recurrent else config.layers
         keys = jax.random.split(key, n_distinct)
         self.blocks = tuple(

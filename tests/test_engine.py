@@ -1,0 +1,109 @@
+import jax
+import numpy as np
+import optax
+import pytest
+
+from helpers import eval_batch, small_trainer, tree_allclose
+from iclab._errors import ConfigError
+from iclab.engine import OptimConfig, TrainConfig, make_optimizer
+from iclab.solvers import tune_gd_lr
+from iclab.store import RunDir
+
+
+def test_training_lowers_the_loss_towards_one_gd_step():
+    trainer = small_trainer(steps=300, eval_every=100, lr=3e-2)
+    batch = eval_batch()
+    before = trainer.evaluate(trainer.init(), batch)["test_loss"][0]
+    after = trainer.evaluate(trainer.fit(batch), batch)["test_loss"][0]
+    _, gd = tune_gd_lr(batch, 1)
+    assert after < 0.5 * before
+    assert after < 1.3 * gd
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    batch = eval_batch()
+    together = small_trainer(seeds=3, seed=10).fit(batch)
+    for s in range(3):
+        alone = small_trainer(seeds=1, seed=10 + s).fit(batch)
+        one = jax.tree.map(lambda a, s=s: a[s:s + 1], together.params)
+        assert tree_allclose(one, alone.params, rtol=1e-5, atol=1e-6)
+
+
+def test_seeds_differ():
+    state = small_trainer(seeds=2).init()
+    w = np.asarray(state.params.blocks[0].attn.w_q)
+    assert not np.allclose(w[0], w[1])
+
+
+def test_chunking_does_not_change_the_result():
+    batch = eval_batch()
+    a = small_trainer(steps=60, eval_every=20).fit(batch)
+    b = small_trainer(steps=60, eval_every=15).fit(batch)
+    assert tree_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)
+
+
+def test_same_config_and_seed_give_identical_numbers():
+    batch = eval_batch()
+    a, b = small_trainer().fit(batch), small_trainer().fit(batch)
+    assert tree_allclose(a.params, b.params, rtol=0, atol=0)
+
+
+def test_no_recompilation_after_the_first_chunk():
+    trainer = small_trainer()
+    state = trainer.init()
+    for _ in range(3):
+        state, _ = trainer.chunk(state, 10)
+    assert trainer._chunk._cache_size() == 1
+
+
+def test_interrupted_training_resumes_to_the_same_numbers(tmp_path):
+    batch = eval_batch()
+    reference = small_trainer(steps=80).fit(batch)
+
+    run = RunDir.create(tmp_path, "unit", {"x": 1})
+
+    class Kill(Exception):
+        pass
+
+    def kill_at_40(step, *_):
+        if step == 40:
+            raise Kill
+
+    with pytest.raises(Kill):
+        small_trainer(steps=80).fit(batch, run=run, progress=kill_at_40)
+    assert run.checkpoint_step() == 40
+    kept = run.metrics()
+    assert sorted(kept.step.unique()) == [0, 20, 40]  # nothing finished is lost
+    resumed = small_trainer(steps=80).fit(batch, run=run)
+    assert tree_allclose(resumed.params, reference.params, rtol=0, atol=0)
+    assert sorted(run.metrics().step.unique()) == [0, 20, 40, 60, 80]
+    assert int(resumed.step[0]) == 80
+
+
+def test_metrics_rows_are_long_format(tmp_path):
+    run = RunDir.create(tmp_path, "unit", {})
+    small_trainer(steps=40, seeds=2, seed=3).fit(eval_batch(), run=run)
+    df = run.metrics()
+    assert set(df.columns) >= {"step", "seed", "metric", "value"}
+    assert set(df.seed) == {3, 4}
+    assert set(df.metric) == {"test_loss", "train_loss"}
+    assert len(df[(df.metric == "test_loss")]) == 2 * 3  # steps 0, 20, 40 × 2 seeds
+
+
+def test_learning_rate_is_injected_not_baked():
+    opt = make_optimizer(OptimConfig(lr=0.003, clip_norm=1.0), 100)
+    state = opt.init({"w": np.zeros(3)})
+    assert float(optax.tree_utils.tree_get(state, "learning_rate")) == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize("kwargs, key", [({"lr": -1.0}, "optim.lr"), ({"b2": 1.5}, "optim.b2"),
+                                         ({"name": "lion"}, "optim.name")])
+def test_bad_optimizer_values(kwargs, key):
+    with pytest.raises(ConfigError) as err:
+        OptimConfig(**kwargs)
+    assert err.value.key == key
+
+
+def test_bad_train_values():
+    with pytest.raises(ConfigError, match="train.steps"):
+        TrainConfig(steps=0)

@@ -1,0 +1,82 @@
+import jax
+import numpy as np
+import pytest
+
+from iclab.models import LSATransformer, LSATransformerConfig
+
+
+def numpy_layer(h, attn):
+    """Independent float64 LSA layer: H + Σ_h φ(H W_Q (C W_K)ᵀ) (C W_V) W_P, C = H[:-1]."""
+    h = np.asarray(h, np.float64)
+    c = h[:-1]
+    out = h.copy()
+    for head in range(attn.w_q.shape[0]):
+        wq, wk, wv, wp = (np.asarray(w[head], np.float64) for w in
+                          (attn.w_q, attn.w_k, attn.w_v, attn.w_p))
+        scores = (h @ wq) @ (c @ wk).T
+        if attn.softmax:
+            scores = scores / np.sqrt(wq.shape[1])
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores = scores / scores.sum(-1, keepdims=True)
+        out = out + scores @ (c @ wv) @ wp
+    return out
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+@pytest.mark.parametrize("heads, key_size", [(1, 11), (3, 4)])
+def test_layer_matches_numpy(key, softmax, heads, key_size):
+    config = LSATransformerConfig(dim=6, heads=heads, key_size=key_size, softmax=softmax,
+                                  init_scale=1.0)
+    model = LSATransformer(config, key=key)
+    h = jax.random.normal(jax.random.key(3), (8, 6))
+    attn = model.blocks[0].attn
+    np.testing.assert_allclose(attn(h) + h, numpy_layer(h, attn), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_query_only_readout_equals_full_forward(key, softmax):
+    config = LSATransformerConfig(dim=5, layers=3, heads=2, key_size=3, softmax=softmax,
+                                  recurrent=False, init_scale=1.0, mlp_width=8, layer_norm=True)
+    model = LSATransformer(config, key=key)
+    h = jax.random.normal(jax.random.key(4), (7, 5))
+    full = model.residual_stream(h)
+    assert full.shape == (4, 7, 5)
+    assert float(model(h)) == pytest.approx(-float(full[-1, -1, -1]), rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(model.layer_predictions(h), -full[1:, -1, -1], rtol=1e-6)
+
+
+def test_stack_applies_numpy_layers_in_sequence(key):
+    config = LSATransformerConfig(dim=4, layers=3, recurrent=False, init_scale=1.0)
+    model = LSATransformer(config, key=key)
+    h = jax.random.normal(jax.random.key(5), (6, 4))
+    expected = np.asarray(h, np.float64)
+    for block in model.blocks:
+        expected = numpy_layer(expected, block.attn)
+    np.testing.assert_allclose(model.residual_stream(h)[-1], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_query_token_is_never_a_key(key):
+    model = LSATransformer(LSATransformerConfig(dim=4, init_scale=1.0), key=key)
+    h = jax.random.normal(jax.random.key(6), (5, 4))
+    grad = jax.grad(lambda t: model.blocks[0].attn(t)[0].sum())(h)
+    assert np.all(np.asarray(grad[-1]) == 0)  # context rows never see the query
+
+
+def test_recurrent_shares_weights(key):
+    shared = LSATransformer(LSATransformerConfig(dim=4, layers=3, recurrent=True), key=key)
+    separate = LSATransformer(LSATransformerConfig(dim=4, layers=3, recurrent=False), key=key)
+    assert len(shared.blocks) == 1 and len(separate.blocks) == 3
+
+
+def test_reference_initialisation_scale(key):
+    """VarianceScaling(0.002) with fan-in 11: std √(0.002/11) ≈ 0.0135, truncated at 2σ."""
+    model = LSATransformer(LSATransformerConfig(dim=11, heads=64), key=key)
+    w = np.asarray(model.blocks[0].attn.w_q)
+    assert w.std() == pytest.approx(np.sqrt(0.002 / 11), rel=0.03)
+    assert np.abs(w).max() <= 2 * np.sqrt(0.002 / 11) / 0.87962566 + 1e-6
+
+
+def test_unresolved_config_is_refused(key):
+    with pytest.raises(ValueError, match="resolve"):
+        LSATransformer(LSATransformerConfig(), key=key)
+    assert LSATransformerConfig().resolve(11).key_size == 11

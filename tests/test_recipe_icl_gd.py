@@ -1,0 +1,96 @@
+"""End to end: the headline recipe through the CLI, and kill -9 then --resume."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from iclab.cli import main
+from iclab.store import RunDir, list_runs, load_metrics
+
+CLAIM_KEYS = {"id", "claim", "measured", "criterion", "paper", "passed"}
+
+
+def _only_run(root):
+    (path,) = [p for p in (root / "icl-gd").iterdir() if p.is_dir()]
+    return RunDir(path)
+
+
+def test_quick_mode_passes_every_claim(tmp_path, capsys):
+    code = main(["run", "icl-gd", "--quick", "--out", str(tmp_path)])
+    run = _only_run(tmp_path)
+    claims = json.loads((run.path / "claims.json").read_text())
+    assert code == 0, claims
+    assert [c["id"] for c in claims] == ["loss_vs_gd", "pred_diff", "sens_cos", "weights_cos",
+                                         "construction_exact"]
+    for c in claims:
+        assert set(c) == CLAIM_KEYS and isinstance(c["measured"], float) and c["passed"] is True
+    assert run.status()["status"] == "complete"
+    html = (run.path / "report.html").read_text()
+    assert html.count("<svg") >= 4
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing to fetch
+    assert "<link" not in html
+    assert "5/5 claims pass" in html
+    df = load_metrics(tmp_path)
+    seeds = df[df.metric == "test_loss"].seed.unique()
+    assert len(seeds) == 3
+    assert df[df.metric == "test_loss"].step.max() == 1500
+    assert list_runs(tmp_path).status.tolist() == ["complete"]
+    assert main(["show", run.run_id, "--out", str(tmp_path)]) == 0
+    assert "loss_ratio_to_gd" in capsys.readouterr().out
+
+
+SMALL = ["--set", "train.steps=2000", "--set", "train.batch_size=512", "--set",
+         "eval.tasks=2000", "--set", "eval.ood_tasks=200", "--seeds", "2"]
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "iclab.cli", *args]
+
+
+def test_killed_run_keeps_its_metrics_and_resumes_to_the_same_numbers(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    full_root, killed_root = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_cli("run", "icl-gd", *SMALL, "--out", str(full_root)), env=env,
+                   capture_output=True, check=False, timeout=600)
+    reference = _only_run(full_root)
+
+    proc = subprocess.Popen(_cli("run", "icl-gd", *SMALL, "--out", str(killed_root)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = list((killed_root / "icl-gd").glob("*/checkpoint.json")) if killed_root.exists() \
+            else []
+        if runs and json.loads(runs[0].read_text())["step"] >= 300:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = _only_run(killed_root)
+    step = killed.checkpoint_step()
+    assert 300 <= step < 2000, "the run was not killed mid-way"
+    assert killed.status()["status"] == "incomplete"
+    assert not (killed.path / "claims.json").exists()
+    kept = killed.metrics()
+    assert kept.step.max() >= step and set(kept[kept.step <= step].step) == set(
+        range(0, step + 1, 100))
+
+    result = subprocess.run(_cli("run", "--resume", str(killed.path)), env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1), result.stderr
+    assert killed.status()["status"] == "complete"
+    a = reference.metrics().sort_values(["metric", "seed", "step"], ignore_index=True)
+    b = killed.metrics().sort_values(["metric", "seed", "step"], ignore_index=True)
+    assert a[["metric", "seed", "step"]].equals(b[["metric", "seed", "step"]])
+    assert (a.value.to_numpy() == b.value.to_numpy()).all()
+    assert [c["measured"] for c in reference.claims()] == [c["measured"] for c in killed.claims()]
+
+
+@pytest.mark.slow
+def test_full_mode_passes_every_claim(tmp_path):
+    assert main(["run", "icl-gd", "--out", str(tmp_path)]) == 0

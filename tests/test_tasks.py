@@ -1,0 +1,79 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.tasks import LinearRegressionTask, to_tokens
+
+
+def test_shapes_and_labels(key):
+    task = LinearRegressionTask(d=7, n_context=5)
+    batch = task.sample_batch(key, 64)
+    assert batch.x.shape == (64, 5, 7) and batch.y.shape == (64, 5)
+    assert batch.x_query.shape == (64, 7) and batch.y_query.shape == (64,)
+    np.testing.assert_allclose(batch.y, np.einsum("bnd,bd->bn", batch.x, batch.w), atol=1e-6)
+    np.testing.assert_allclose(batch.y_query, np.einsum("bd,bd->b", batch.x_query, batch.w),
+                               atol=1e-6)
+
+
+def test_single_sample_matches_batch_of_one(key):
+    task = LinearRegressionTask(d=3, n_context=4)
+    one = task.sample(key)
+    assert one.x.shape == (4, 3)
+    np.testing.assert_array_equal(one.x, task.sample_batch(key, 1).x[0])
+
+
+def test_uniform_statistics(key):
+    task = LinearRegressionTask(d=4, n_context=9, input_range=1.0)
+    batch = task.sample_batch(key, 20_000)
+    x = np.asarray(batch.x)
+    assert x.min() >= -0.5 and x.max() <= 0.5
+    assert abs(x.mean()) < 5e-3
+    assert x.var() == pytest.approx(1 / 12, rel=0.01)
+    assert np.asarray(batch.w).var() == pytest.approx(1.0, rel=0.03)
+    assert abs(np.asarray(batch.w).mean()) < 0.02
+
+
+def test_gaussian_inputs_have_the_uniforms_variance(key):
+    task = LinearRegressionTask(d=4, input_dist="gaussian", input_range=2.0)
+    x = np.asarray(task.sample_batch(key, 20_000).x)
+    assert x.var() == pytest.approx(4 / 12, rel=0.01)
+    assert x.max() > 1.0  # unbounded, unlike U(-1, 1)
+
+
+def test_label_noise_variance(key):
+    task = LinearRegressionTask(d=3, n_context=10, noise_std=0.5)
+    batch = task.sample_batch(key, 20_000)
+    residual = np.asarray(batch.y - jnp.einsum("bnd,bd->bn", batch.x, batch.w))
+    assert residual.var() == pytest.approx(0.25, rel=0.02)
+
+
+def test_tokens_layout(key):
+    example = LinearRegressionTask(d=3, n_context=4).sample(key)
+    tokens = to_tokens(example)
+    assert tokens.shape == (5, 4)
+    np.testing.assert_array_equal(tokens[:4, :3], example.x)
+    np.testing.assert_array_equal(tokens[:4, 3], example.y)
+    np.testing.assert_array_equal(tokens[4, :3], example.x_query)
+    assert tokens[4, 3] == 0.0
+
+
+def test_sampling_is_deterministic_and_jittable(key):
+    task = LinearRegressionTask()
+    a = jax.jit(task.sample_batch, static_argnums=1)(key, 8)
+    b = task.sample_batch(key, 8)
+    np.testing.assert_array_equal(a.x, b.x)
+    c = task.sample_batch(jax.random.key(99), 8)
+    assert not np.array_equal(a.x, c.x)
+
+
+@pytest.mark.parametrize("kwargs, bad_key", [
+    ({"d": 0}, "task.d"), ({"n_context": -1}, "task.n_context"),
+    ({"input_dist": "cauchy"}, "task.input_dist"), ({"noise_std": -0.1}, "task.noise_std"),
+    ({"d": 2.5}, "task.d"),
+])
+def test_invalid_task_values_name_the_key(kwargs, bad_key):
+    with pytest.raises(ConfigError) as err:
+        LinearRegressionTask(**kwargs)
+    assert err.value.key == bad_key
