@@ -88,6 +88,7 @@ class Trainer:
         _, self.static = eqx.partition(problem.init_model(jax.random.key(0)), eqx.is_array)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
+        self._init = jax.jit(jax.vmap(self._init_one))
 
     # -- pure pieces ---------------------------------------------------------------
     def model(self, params: Any) -> eqx.Module:
@@ -99,10 +100,12 @@ class Trainer:
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32),
                           jax.random.key_data(data_key))
 
-    def init(self) -> TrainState:
-        """The stacked initial state of all seeds."""
-        keys = jnp.stack([jax.random.key(self.train.seed + s) for s in range(self.train.seeds)])
-        return jax.jit(jax.vmap(self._init_one))(keys)
+    def init(self, first_seed: int | None = None) -> TrainState:
+        """The stacked initial state of all seeds (seed s: ``first_seed + s``, default
+        ``train.seed + s``)."""
+        first = self.train.seed if first_seed is None else first_seed
+        keys = jnp.stack([jax.random.key(first + s) for s in range(self.train.seeds)])
+        return self._init(keys)
 
     def _step_one(self, state: TrainState, _) -> tuple[TrainState, Array]:
         data_key = jax.random.wrap_key_data(state.data_key)

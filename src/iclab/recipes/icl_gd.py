@@ -202,7 +202,6 @@ def run(config: IclGdConfig, run_dir, console, mode: str = "full") -> list:
     ax.axhline(gd_loss, color="C3", ls="--", label=f"GD 1 step, η*={lr:.2f}")
     ax.axhline(zero_loss, color="gray", ls=":", label="zero predictor")
     ax.set_ylabel("½ MSE on the query")
-    ax.set_xscale("symlog", linthresh=100)
     ax.legend()
     figures.append({"svg": save_figure(fig, figures_dir, "loss"),
                     "caption": "Test loss vs step (thin: seeds, thick: mean) against one GD step "

@@ -16,6 +16,10 @@ METRIC_SCHEMA = pa.schema([("step", pa.int64()), ("seed", pa.int64()),
                            ("metric", pa.string()), ("value", pa.float64())])
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def new_run_id() -> str:
     """``YYYYmmdd-HHMMSS-xxxx``: sortable by start time, unique across processes."""
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -25,6 +29,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; use the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
