@@ -6,6 +6,7 @@ interrupted (the run folder stays "incomplete" and can be resumed).
 """
 
 import dataclasses
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -199,6 +200,8 @@ def cmd_show(cmd: ShowCmd, console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough for the claims table
+        console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
     cmd = tyro.extras.subcommand_cli_from_dict(
         {"list": ListCmd, "run": RunCmd, "runs": RunsCmd, "show": ShowCmd},
         prog="iclab", args=argv,
