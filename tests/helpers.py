@@ -2,23 +2,16 @@
 
 import jax
 
-from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
-from iclab.instruments import query_loss
+from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer, regression_problem
 from iclab.models import LSATransformer, LSATransformerConfig
-from iclab.tasks import LinearRegressionTask, to_tokens
+from iclab.tasks import LinearRegressionTask
 
 TASK = LinearRegressionTask(d=3, n_context=6)
 
 
-def loss(model, batch):
-    return query_loss(jax.vmap(model)(jax.vmap(to_tokens)(batch)), batch.y_query)
-
-
 def small_problem() -> Problem:
     config = LSATransformerConfig(dim=4, init_scale=0.1)
-    return Problem(init_model=lambda key: LSATransformer(config, key=key),
-                   sample_batch=TASK.sample_batch, loss=loss,
-                   evaluate=lambda model, batch: {"test_loss": loss(model, batch)})
+    return regression_problem(TASK, lambda key: LSATransformer(config, key=key))
 
 
 def small_trainer(steps=60, eval_every=20, seeds=1, seed=0, lr=1e-2) -> Trainer:

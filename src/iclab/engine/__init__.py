@@ -2,6 +2,8 @@
 
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
+from iclab.engine._problems import regression_loss as regression_loss
+from iclab.engine._problems import regression_problem as regression_problem
 from iclab.engine._train import Problem as Problem
 from iclab.engine._train import TrainConfig as TrainConfig
 from iclab.engine._train import Trainer as Trainer

@@ -132,8 +132,8 @@ class Trainer:
     def evaluate(self, state: TrainState, eval_data: Any) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
 
-    def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None
-            ) -> TrainState:
+    def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None,
+            tag: str = "") -> TrainState:
         """Train to ``train.steps``, evaluating and checkpointing every ``eval_every`` steps.
 
         Args:
@@ -142,13 +142,16 @@ class Trainer:
                 a checkpoint, training resumes from it.
             progress: optional callback ``(step, total, train_loss, steps_per_s)``.
             state: start from this state instead of a fresh init.
+            tag: names this model when a run trains several: metrics are written as
+                ``"{tag}/{metric}"`` and the checkpoint as ``checkpoint-{tag}``.
         """
         state = self.init() if state is None else state
-        if run is not None and run.checkpoint_step() is not None:
-            state = run.load_checkpoint(state)
+        ckpt = f"checkpoint-{tag}" if tag else "checkpoint"
+        if run is not None and run.checkpoint_step(ckpt) is not None:
+            state = run.load_checkpoint(state, ckpt)
         step = int(state.step[0])
         if step == 0:
-            self._record(run, 0, self.evaluate(state, eval_data), None)
+            self._record(run, 0, self.evaluate(state, eval_data), None, tag)
         while step < self.train.steps:
             length = min(self.train.eval_every, self.train.steps - step)
             start = time.perf_counter()
@@ -156,19 +159,21 @@ class Trainer:
             losses = np.asarray(losses)  # the one host sync per chunk
             rate = length / (time.perf_counter() - start)
             step += length
-            self._record(run, step, self.evaluate(state, eval_data), losses.mean(axis=1))
+            self._record(run, step, self.evaluate(state, eval_data), losses.mean(axis=1), tag)
             if run is not None:
-                run.save_checkpoint(state, step)
+                run.save_checkpoint(state, step, ckpt)
             if progress is not None:
                 progress(step, self.train.steps, float(losses[:, -1].mean()), rate)
         return state
 
     def _record(self, run, step: int, metrics: dict[str, np.ndarray],
-                train_loss: np.ndarray | None) -> None:
+                train_loss: np.ndarray | None, tag: str) -> None:
         if run is None:
             return
         if train_loss is not None:
             metrics = {"train_loss": train_loss, **metrics}
+        if tag:
+            metrics = {f"{tag}/{name}": value for name, value in metrics.items()}
         rows: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
         for name, values in metrics.items():
             for s, v in enumerate(np.asarray(values).reshape(-1)):
@@ -176,4 +181,4 @@ class Trainer:
                 rows["seed"].append(self.train.seed + s)
                 rows["metric"].append(name)
                 rows["value"].append(float(v))
-        run.write_metrics(f"train-{step:09d}", rows)
+        run.write_metrics(f"{tag or 'train'}-{step:09d}", rows)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from iclab._errors import check_positive_int
-from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer, regression_problem
 from iclab.instruments import (
     effective_lr,
     prediction_difference,
@@ -88,10 +88,6 @@ def make_problem(config: IclGdConfig) -> Problem:
     task, d = config.task, config.task.d
     model_config = config.model.resolve(d + 1)
 
-    def loss(model, batch: RegressionExample):
-        preds = jax.vmap(model)(jax.vmap(to_tokens)(batch))
-        return query_loss(preds, batch.y_query)
-
     def evaluate(model, eval_data):
         batch, gd_preds, gd_sens = eval_data
         tokens = jax.vmap(to_tokens)(batch)
@@ -103,8 +99,7 @@ def make_problem(config: IclGdConfig) -> Problem:
                 "pred_diff_rel": diff["relative"], "pred_diff_abs": diff["mean_abs"],
                 "sens_cos": agree["cos"], "sens_l2": agree["l2"]}
 
-    return Problem(init_model=lambda key: LSATransformer(model_config, key=key),
-                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate)
+    return regression_problem(task, lambda key: LSATransformer(model_config, key=key), evaluate)
 
 
 def gd_reference(config: IclGdConfig, batch: RegressionExample):

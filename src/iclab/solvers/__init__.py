@@ -6,5 +6,7 @@ from iclab.solvers._gd import gd_predict as gd_predict
 from iclab.solvers._gd import gd_weights as gd_weights
 from iclab.solvers._gd import one_step_optimal_lr as one_step_optimal_lr
 from iclab.solvers._gd import tune_gd_lr as tune_gd_lr
+from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
+from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
 from iclab.solvers._line_search import golden_section_search as golden_section_search
 from iclab.solvers._line_search import grid_then_golden as grid_then_golden

@@ -101,21 +101,24 @@ class RunDir:
         return load_metrics(self.path)
 
     # -- checkpoint --------------------------------------------------------------
-    def save_checkpoint(self, state: Any, step: int) -> None:
-        """Serialise the training state (Equinox leaves) atomically, then record its step."""
+    def save_checkpoint(self, state: Any, step: int, name: str = "checkpoint") -> None:
+        """Serialise the training state (Equinox leaves) atomically, then record its step.
+
+        ``name`` tells apart the checkpoints of several models trained in one run.
+        """
         import io
 
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, state)
-        _atomic_write_bytes(self.path / "checkpoint.eqx", buffer.getvalue())
-        _atomic_write_json(self.path / "checkpoint.json", {"step": int(step)})
+        _atomic_write_bytes(self.path / f"{name}.eqx", buffer.getvalue())
+        _atomic_write_json(self.path / f"{name}.json", {"step": int(step)})
 
-    def checkpoint_step(self) -> int | None:
-        path = self.path / "checkpoint.json"
+    def checkpoint_step(self, name: str = "checkpoint") -> int | None:
+        path = self.path / f"{name}.json"
         return json.loads(path.read_text())["step"] if path.exists() else None
 
-    def load_checkpoint(self, like: Any) -> Any:
-        return eqx.tree_deserialise_leaves(self.path / "checkpoint.eqx", like)
+    def load_checkpoint(self, like: Any, name: str = "checkpoint") -> Any:
+        return eqx.tree_deserialise_leaves(self.path / f"{name}.eqx", like)
 
     # -- claims and artefacts ----------------------------------------------------
     def write_claims(self, claims: list[dict]) -> None:

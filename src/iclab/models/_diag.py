@@ -1,0 +1,76 @@
+"""The diagonal linear transformer (DIAG) and its GD++ restriction.
+
+With P = diag(p_x I_d, p_y) and Q = diag(q_x I_d, q_y), one single-head LSA layer
+on tokens e_i = (x_i, y_i), keys and values from the N context tokens only, is
+
+    Δx_i = ω_xx Σ x_i + ω_xy α y_i,     Δy_i = ω_yx αᵀ x_i + ω_yy λ y_i,
+
+with Σ = Σ_j x_j x_jᵀ, α = Σ_j y_j x_j, λ = Σ_j y_j² over the context and
+ω_xx = p_x q_x, ω_xy = p_x q_y, ω_yx = p_y q_x, ω_yy = p_y q_y (Vladymyrov et al.
+2024, §5). GD++ (von Oswald et al. 2023) keeps only ω_xx (input preconditioning
+x ← (I + ω_xx Σ) x) and ω_yx (a GD step on the y-slot, ω_yx = −η/N); plain GD has
+ω_xx = 0 as well. The read-out is ŷ = −y_query, as for ``LSATransformer``.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+# Order of the four coefficients in ``omegas[..., :]``.
+OMEGA_NAMES = ("xx", "xy", "yx", "yy")
+
+
+class DiagonalLSA(eqx.Module):
+    """A stack of L DIAG layers; ``gd_plus_plus=True`` fixes ω_xy = ω_yy = 0.
+
+    Args:
+        omegas: (L, 4) per-layer (ω_xx, ω_xy, ω_yx, ω_yy), or (1, 4) shared by all
+            L layers (recurrent).
+        n_layers: L.
+        gd_plus_plus: keep ω_xy and ω_yy at zero (they are masked, so training
+            cannot move them).
+    """
+
+    omegas: Float[Array, "distinct 4"]
+    n_layers: int = eqx.field(static=True)
+    gd_plus_plus: bool = eqx.field(static=True)
+
+    def __init__(self, omegas, n_layers: int, gd_plus_plus: bool = False):
+        self.omegas = jnp.asarray(omegas, dtype=float)
+        self.n_layers = n_layers
+        self.gd_plus_plus = gd_plus_plus
+
+    @classmethod
+    def gd(cls, lr: float, n_context: int, steps: int) -> "DiagonalLSA":
+        """Plain GD with step size η: ω_yx = −η/N, everything else 0 (shared by all layers)."""
+        return cls(jnp.array([[0.0, 0.0, -lr / n_context, 0.0]]), steps, gd_plus_plus=True)
+
+    @classmethod
+    def gdpp(cls, lr: float, gamma: float, n_context: int, steps: int) -> "DiagonalLSA":
+        """GD++ as in the reference construction: ω_xx = −γ, ω_yx = −η/N (shared)."""
+        return cls(jnp.array([[-gamma, 0.0, -lr / n_context, 0.0]]), steps, gd_plus_plus=True)
+
+    def layer_omegas(self, layer: int) -> Float[Array, " 4"]:
+        omega = self.omegas[layer if self.omegas.shape[0] > 1 else 0]
+        if self.gd_plus_plus:
+            omega = omega * jnp.array([1.0, 0.0, 1.0, 0.0])
+        return omega
+
+    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
+        states = [tokens]
+        for layer in range(self.n_layers):
+            h = states[-1]
+            w_xx, w_xy, w_yx, w_yy = self.layer_omegas(layer)
+            x, y = h[:, :-1], h[:, -1]
+            cx, cy = x[:-1], y[:-1]
+            sigma, alpha, lam = cx.T @ cx, cx.T @ cy, cy @ cy
+            dx = w_xx * (x @ sigma) + w_xy * y[:, None] * alpha[None]
+            dy = w_yx * (x @ alpha) + w_yy * lam * y
+            states.append(h + jnp.concatenate([dx, dy[:, None]], axis=1))
+        return jnp.stack(states)
+
+    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
+        return -self.residual_stream(tokens)[1:, -1, -1]
+
+    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
+        return -self.residual_stream(tokens)[-1, -1, -1]

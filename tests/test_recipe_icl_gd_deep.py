@@ -1,0 +1,44 @@
+"""icl-gd-deep: config rules, a fast smoke run of the pipeline, the quick claims (slow)."""
+
+import json
+
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.cli import main
+from iclab.config import apply_overrides
+from iclab.recipes.icl_gd_deep import IclGdDeepConfig, quick_config
+
+
+def test_reference_optimizer_rule_by_depth():
+    config = IclGdDeepConfig()
+    assert config.optim_for(2).clip_norm == 0.001 and config.optim_for(2).lr == 1e-3
+    assert config.optim_for(3).clip_norm == 10.0 and config.optim_for(3).lr == 1e-3
+    assert config.optim_for(5).lr == 5e-4
+    assert config.model_for(4).init_scale == pytest.approx(0.0005)
+    assert config.model_for(4).dim == 11 and config.model_for(4).layers == 4
+
+
+def test_depths_override_and_validation():
+    assert apply_overrides(quick_config(), ["depths=2,4"]).depths == (2, 4)
+    with pytest.raises(ConfigError, match="depths"):
+        apply_overrides(quick_config(), ["depths=0,2"])
+
+
+def test_smoke_run_writes_claims_for_every_depth(tmp_path):
+    code = main(["run", "icl-gd-deep", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "depths=1,2", "--set", "train.steps=200", "--set", "eval.tasks=1000",
+                 "--set", "gdpp.adam_steps=20", "--set", "train.batch_size=256"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "icl-gd-deep").iterdir()
+    claims = json.loads((run / "claims.json").read_text())
+    assert [c["id"] for c in claims] == [f"{c}_K{k}" for k in (1, 2)
+                                         for c in ("beats_gd", "near_gdpp", "closer_to_gdpp")]
+    assert (run / "report.html").read_text().count("<svg") == 3
+    baselines = json.loads((run / "baselines.json").read_text())
+    assert [len(b["gd_layers"]) for b in baselines] == [1, 2]
+
+
+@pytest.mark.slow
+def test_quick_mode_passes_every_claim(tmp_path):
+    assert main(["run", "icl-gd-deep", "--quick", "--out", str(tmp_path)]) == 0
