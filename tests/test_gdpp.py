@@ -34,7 +34,7 @@ def test_gdpp_matches_numpy(key):
     example = LinearRegressionTask(d=4, n_context=12).sample(key)
     gammas, etas = [0.05, 0.2, 0.1], [3.0, 1.0, 2.0]
     omegas = jnp.array([[-g, 0.0, -e / 12, 0.0] for g, e in zip(gammas, etas, strict=True)])
-    model = DiagonalLSA(omegas, 3, gd_plus_plus=True)
+    model = DiagonalLSA(omegas, 3, parametrization="gdpp")
     assert float(model(to_tokens(example))) == pytest.approx(
         numpy_gdpp(example.x, example.y, example.x_query, gammas, etas), rel=1e-4, abs=1e-5)
 
@@ -50,16 +50,18 @@ def test_diag_layer_equals_an_lsa_with_diagonal_p_and_q(key):
                                  m.blocks[0].attn.w_v, m.blocks[0].attn.w_p),
                       lsa, (w_q, eye, eye, w_p))
     diag = DiagonalLSA(jnp.array([[px * qx, px * qy, py * qx, py * qy]]), 1)
+    single_head = DiagonalLSA(jnp.array([[px, py, qx, qy]]), 1, parametrization="pq")
     tokens = jax.random.normal(jax.random.key(3), (9, d + 1))
-    np.testing.assert_allclose(diag.residual_stream(tokens)[-1], lsa.residual_stream(tokens)[-1],
-                               rtol=1e-5, atol=1e-5)
+    for model in (diag, single_head):
+        np.testing.assert_allclose(model.residual_stream(tokens)[-1],
+                                   lsa.residual_stream(tokens)[-1], rtol=1e-5, atol=1e-5)
 
 
 def test_gd_plus_plus_masks_the_other_coefficients(key):
-    model = DiagonalLSA(jnp.ones((1, 4)), 2, gd_plus_plus=True)
+    model = DiagonalLSA(jnp.ones((1, 4)), 2, parametrization="gdpp")
     np.testing.assert_array_equal(model.layer_omegas(0), [1.0, 0.0, 1.0, 0.0])
     grads = jax.grad(lambda m: m(jax.random.normal(key, (6, 4))))(model)
-    assert np.all(np.asarray(grads.omegas)[:, [1, 3]] == 0)
+    assert np.all(np.asarray(grads.coefficients)[:, [1, 3]] == 0)
 
 
 def test_tied_line_search_and_adam_refinement(key):
@@ -74,5 +76,5 @@ def test_tied_line_search_and_adam_refinement(key):
                   for e in np.linspace(0.5, 12, 60))
     assert loss < gd_loss  # preconditioning helps
     tuned = fit_gdpp(task, batch, 2, recurrent=False, adam_steps=50, batch_size=256)
-    assert tuned.omegas.shape == (2, 4)
+    assert tuned.coefficients.shape == (2, 4)
     assert float(regression_loss(tuned, batch)) <= loss + 1e-6

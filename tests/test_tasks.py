@@ -35,11 +35,13 @@ def test_uniform_statistics(key):
     assert abs(np.asarray(batch.w).mean()) < 0.02
 
 
-def test_gaussian_inputs_have_the_uniforms_variance(key):
-    task = LinearRegressionTask(d=4, input_dist="gaussian", input_range=2.0)
+def test_gaussian_inputs(key):
+    task = LinearRegressionTask(d=4, input_dist="gaussian", input_std=0.5)
     x = np.asarray(task.sample_batch(key, 20_000).x)
-    assert x.var() == pytest.approx(4 / 12, rel=0.01)
-    assert x.max() > 1.0  # unbounded, unlike U(-1, 1)
+    assert x.var() == pytest.approx(0.25, rel=0.01)
+    assert task.input_variance == 0.25
+    kurtosis = (x**4).mean() / x.var() ** 2
+    assert kurtosis == pytest.approx(3.0, rel=0.03)  # Gaussian, not uniform (1.8)
 
 
 def test_label_noise_variance(key):
@@ -47,6 +49,33 @@ def test_label_noise_variance(key):
     batch = task.sample_batch(key, 20_000)
     residual = np.asarray(batch.y - jnp.einsum("bnd,bd->bn", batch.x, batch.w))
     assert residual.var() == pytest.approx(0.25, rel=0.02)
+
+
+def test_uniform_noise_levels_per_task(key):
+    """σ ~ U(0, σ_max) per task: E σ = σ_max/2, E σ² = σ_max²/3; residual variance E σ²."""
+    task = LinearRegressionTask(d=3, n_context=40, noise_dist="uniform", noise_std=3.0,
+                                query_noise=False)
+    batch = task.sample_batch(key, 20_000)
+    sigma = np.asarray(batch.noise_std)
+    assert sigma.min() >= 0 and sigma.max() <= 3.0
+    assert sigma.mean() == pytest.approx(1.5, rel=0.02)
+    residual = np.asarray(batch.y - jnp.einsum("bnd,bd->bn", batch.x, batch.w))
+    assert residual.var() == pytest.approx(task.mean_noise_variance, rel=0.03)
+    assert task.mean_noise_variance == 3.0
+    per_task = residual.var(axis=1, ddof=0)
+    assert np.corrcoef(per_task, sigma**2)[0, 1] > 0.8  # noise follows the task's own σ
+    np.testing.assert_allclose(batch.y_query, np.einsum("bd,bd->b", batch.x_query, batch.w),
+                               atol=1e-5)  # the query is noise-free
+
+
+def test_categorical_noise_levels(key):
+    task = LinearRegressionTask(noise_dist="categorical", noise_levels=(1.0, 3.0))
+    sigma = np.asarray(task.sample_batch(key, 4000).noise_std)
+    assert set(np.unique(sigma)) == {1.0, 3.0}
+    assert abs((sigma == 1.0).mean() - 0.5) < 0.03
+    assert task.mean_noise_variance == 5.0
+    with pytest.raises(ConfigError, match="noise_levels"):
+        LinearRegressionTask(noise_dist="categorical")
 
 
 def test_tokens_layout(key):

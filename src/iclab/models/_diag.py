@@ -16,45 +16,58 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-# Order of the four coefficients in ``omegas[..., :]``.
+# Order of the four coefficients returned by ``DiagonalLSA.layer_omegas``.
 OMEGA_NAMES = ("xx", "xy", "yx", "yy")
 
 
+PARAMETRIZATIONS = ("omega", "pq", "gdpp")
+
+
 class DiagonalLSA(eqx.Module):
-    """A stack of L DIAG layers; ``gd_plus_plus=True`` fixes ω_xy = ω_yy = 0.
+    """A stack of L DIAG layers.
 
     Args:
-        omegas: (L, 4) per-layer (ω_xx, ω_xy, ω_yx, ω_yy), or (1, 4) shared by all
-            L layers (recurrent).
+        coefficients: (L, 4) per-layer parameters, or (1, 4) shared by all L layers
+            (recurrent). Their meaning depends on ``parametrization``:
+            "omega": free (ω_xx, ω_xy, ω_yx, ω_yy), i.e. any sum of heads;
+            "pq": (p_x, p_y, q_x, q_y) of one head, ω = (p_x q_x, p_x q_y, p_y q_x,
+            p_y q_y), so ω_xx ω_yy = ω_xy ω_yx (the paper's single-head DIAG);
+            "gdpp": (ω_xx, ·, ω_yx, ·) with ω_xy = ω_yy = 0 (GD++; the unused
+            entries are masked, so training cannot move them).
         n_layers: L.
-        gd_plus_plus: keep ω_xy and ω_yy at zero (they are masked, so training
-            cannot move them).
+        parametrization: "omega", "pq" or "gdpp".
     """
 
-    omegas: Float[Array, "distinct 4"]
+    coefficients: Float[Array, "distinct 4"]
     n_layers: int = eqx.field(static=True)
-    gd_plus_plus: bool = eqx.field(static=True)
+    parametrization: str = eqx.field(static=True)
 
-    def __init__(self, omegas, n_layers: int, gd_plus_plus: bool = False):
-        self.omegas = jnp.asarray(omegas, dtype=float)
+    def __init__(self, coefficients, n_layers: int, parametrization: str = "omega"):
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"parametrization {parametrization!r} not in {PARAMETRIZATIONS}")
+        self.coefficients = jnp.asarray(coefficients, dtype=float)
         self.n_layers = n_layers
-        self.gd_plus_plus = gd_plus_plus
+        self.parametrization = parametrization
 
     @classmethod
     def gd(cls, lr: float, n_context: int, steps: int) -> "DiagonalLSA":
         """Plain GD with step size η: ω_yx = −η/N, everything else 0 (shared by all layers)."""
-        return cls(jnp.array([[0.0, 0.0, -lr / n_context, 0.0]]), steps, gd_plus_plus=True)
+        return cls(jnp.array([[0.0, 0.0, -lr / n_context, 0.0]]), steps, "gdpp")
 
     @classmethod
     def gdpp(cls, lr: float, gamma: float, n_context: int, steps: int) -> "DiagonalLSA":
         """GD++ as in the reference construction: ω_xx = −γ, ω_yx = −η/N (shared)."""
-        return cls(jnp.array([[-gamma, 0.0, -lr / n_context, 0.0]]), steps, gd_plus_plus=True)
+        return cls(jnp.array([[-gamma, 0.0, -lr / n_context, 0.0]]), steps, "gdpp")
 
     def layer_omegas(self, layer: int) -> Float[Array, " 4"]:
-        omega = self.omegas[layer if self.omegas.shape[0] > 1 else 0]
-        if self.gd_plus_plus:
-            omega = omega * jnp.array([1.0, 0.0, 1.0, 0.0])
-        return omega
+        """(ω_xx, ω_xy, ω_yx, ω_yy) of layer ``layer``."""
+        c = self.coefficients[layer if self.coefficients.shape[0] > 1 else 0]
+        if self.parametrization == "gdpp":
+            return c * jnp.array([1.0, 0.0, 1.0, 0.0])
+        if self.parametrization == "pq":
+            p_x, p_y, q_x, q_y = c
+            return jnp.stack([p_x * q_x, p_x * q_y, p_y * q_x, p_y * q_y])
+        return c
 
     def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
         states = [tokens]

@@ -145,7 +145,8 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
                 "layers": layer_losses(model, eval_batch)})
         gd_layers = [float(gd_loss_fn(eval_batch, gd_lr, k)) for k in range(1, depth + 1)]
         results.append({"depth": depth, "gd_lr": gd_lr, "gd_loss": gd_loss,
-                        "gdpp_loss": gdpp_loss, "gdpp_omegas": np.asarray(gdpp.omegas).tolist(),
+                        "gdpp_loss": gdpp_loss,
+                        "gdpp_omegas": np.asarray(gdpp.coefficients).tolist(),
                         "seeds": per_seed, "gd_layers": gd_layers,
                         "gdpp_layers": layer_losses(gdpp, eval_batch).tolist()})
 

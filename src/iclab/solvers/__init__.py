@@ -10,3 +10,13 @@ from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
 from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
 from iclab.solvers._line_search import golden_section_search as golden_section_search
 from iclab.solvers._line_search import grid_then_golden as grid_then_golden
+from iclab.solvers._ridge import RidgePath as RidgePath
+from iclab.solvers._ridge import adaptive_ridge_weights as adaptive_ridge_weights
+from iclab.solvers._ridge import noise_variance_estimate as noise_variance_estimate
+from iclab.solvers._ridge import ols_weights as ols_weights
+from iclab.solvers._ridge import oracle_ridge_weights as oracle_ridge_weights
+from iclab.solvers._ridge import ridge_loss as ridge_loss
+from iclab.solvers._ridge import ridge_weights as ridge_weights
+from iclab.solvers._ridge import tune_const_ridge as tune_const_ridge
+from iclab.solvers._ridge import tune_tuned_ridge as tune_tuned_ridge
+from iclab.solvers._ridge import weights_loss as weights_loss

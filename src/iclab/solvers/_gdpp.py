@@ -44,7 +44,7 @@ def fit_gdpp(task: LinearRegressionTask, batch: RegressionExample, steps: int,
     n = task.n_context
     pair = jnp.array([-gamma, 0.0, -eta / n, 0.0])
     omegas = jnp.tile(pair, (1 if recurrent else steps, 1))
-    init = lambda key: DiagonalLSA(omegas, steps, gd_plus_plus=True)
+    init = lambda key: DiagonalLSA(omegas, steps, parametrization="gdpp")
     if adam_steps == 0:
         return init(None)
     trainer = Trainer(regression_problem(task, init), OptimConfig(name="adam", lr=lr, b2=0.999),
