@@ -71,15 +71,18 @@ class DiagonalLSA(eqx.Module):
 
     def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
         states = [tokens]
+        dim = tokens.shape[1]
+        is_x = jnp.arange(dim) < dim - 1
         for layer in range(self.n_layers):
             h = states[-1]
             w_xx, w_xy, w_yx, w_yy = self.layer_omegas(layer)
-            x, y = h[:, :-1], h[:, -1]
-            cx, cy = x[:-1], y[:-1]
-            sigma, alpha, lam = cx.T @ cx, cx.T @ cy, cy @ cy
-            dx = w_xx * (x @ sigma) + w_xy * y[:, None] * alpha[None]
-            dy = w_yx * (x @ alpha) + w_yy * lam * y
-            states.append(h + jnp.concatenate([dx, dy[:, None]], axis=1))
+            # The context Gram matrix G = CᵀC = [[Σ, α], [αᵀ, λ]] scaled block-wise:
+            # Δh_i = h_i (G ⊙ [[ω_xx, ω_yx], [ω_xy, ω_yy]]) gives both updates at once.
+            gram = h[:-1].T @ h[:-1]
+            scale = jnp.where(is_x[:, None],
+                              jnp.where(is_x[None, :], w_xx, w_yx),
+                              jnp.where(is_x[None, :], w_xy, w_yy))
+            states.append(h + h @ (gram * scale))
         return jnp.stack(states)
 
     def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
