@@ -34,7 +34,7 @@ def test_smoke_run_writes_claims_for_every_depth(tmp_path):
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == [f"{c}_K{k}" for k in (1, 2)
                                          for c in ("beats_gd", "near_gdpp", "closer_to_gdpp")]
-    assert (run / "report.html").read_text().count("<svg") == 3
+    assert (run / "report.html").read_text().count("<svg") == 4
     baselines = json.loads((run / "baselines.json").read_text())
     assert [len(b["gd_layers"]) for b in baselines] == [1, 2]
 

@@ -1,5 +1,10 @@
 """Instruments: pure functions that measure a model or a run."""
 
+from iclab.instruments._behaviour import implicit_linear_weights as implicit_linear_weights
+from iclab.instruments._behaviour import implicit_weight_difference as implicit_weight_difference
+from iclab.instruments._behaviour import (
+    squared_prediction_difference as squared_prediction_difference,
+)
 from iclab.instruments._compare import cosine_similarity as cosine_similarity
 from iclab.instruments._compare import prediction_difference as prediction_difference
 from iclab.instruments._compare import query_loss as query_loss

@@ -19,17 +19,31 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from iclab._errors import ConfigError, check_positive_int
 from iclab.engine import OptimConfig, TrainConfig, Trainer, regression_loss, regression_problem
-from iclab.instruments import query_sensitivity, sensitivity_agreement
+from iclab.instruments import (
+    implicit_linear_weights,
+    implicit_weight_difference,
+    query_sensitivity,
+    sensitivity_agreement,
+    squared_prediction_difference,
+)
 from iclab.models import LSATransformer, LSATransformerConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.recipes.icl_gd import PAPER, EvalConfig
 from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
-from iclab.solvers import fit_gdpp, gd_weights, tune_gd_lr
+from iclab.solvers import (
+    fit_gdpp,
+    gd_weights,
+    ols_weights,
+    ridge_weights,
+    tune_const_ridge,
+    tune_gd_lr,
+)
 from iclab.solvers import gd_loss as gd_loss_fn
 from iclab.tasks import LinearRegressionTask, to_tokens
 
@@ -112,6 +126,7 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
 
     d = config.task.d
     eval_batch = config.task.sample_batch(jax.random.key(config.eval.seed), config.eval.tasks)
+    reference = _reference_weights(config, eval_batch)
     results = []
     for depth in config.depths:
         gd_lr, gd_loss = tune_gd_lr(eval_batch, steps=depth)
@@ -144,10 +159,11 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
                 "cos_gdpp": float(sensitivity_agreement(sens, gdpp_sens)["cos"]),
                 "layers": layer_losses(model, eval_batch)})
         gd_layers = [float(gd_loss_fn(eval_batch, gd_lr, k)) for k in range(1, depth + 1)]
+        behaviour = _behaviour(config, models, gdpp, gd_lr, depth, reference, eval_batch)
         results.append({"depth": depth, "gd_lr": gd_lr, "gd_loss": gd_loss,
                         "gdpp_loss": gdpp_loss,
                         "gdpp_omegas": np.asarray(gdpp.coefficients).tolist(),
-                        "seeds": per_seed, "gd_layers": gd_layers,
+                        "seeds": per_seed, "gd_layers": gd_layers, "behaviour": behaviour,
                         "gdpp_layers": layer_losses(gdpp, eval_batch).tolist()})
 
     rows = {"step": [], "seed": [], "metric": [], "value": []}
@@ -189,6 +205,40 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
                                           for r in results])
     _report(config, run_dir, results, claims, mode)
     return claims
+
+
+def _reference_weights(config, batch, n: int = 2000):
+    """Weight vectors of the depth-independent reference learners on the first n tasks."""
+    batch = jax.tree.map(lambda a: a[:n], batch)
+    lr1, _ = tune_gd_lr(batch, steps=1)
+    lam, _ = tune_const_ridge(batch)
+    return {"batch": batch, "GD, 1 step": jax.vmap(gd_weights, in_axes=(0, 0, None, None))(
+                batch.x, batch.y, lr1, 1),
+            "ridge, tuned λ": jax.vmap(ridge_weights, in_axes=(0, 0, None))(
+                batch.x, batch.y, lam),
+            "OLS": jax.vmap(ols_weights)(batch.x, batch.y)}
+
+
+def _behaviour(config, models, gdpp, gd_lr, depth, reference, eval_batch) -> dict:
+    """SPD and ILWD (Akyürek et al.) of the trained models against GD (1 and K steps),
+    GD++ (K steps), tuned ridge and OLS; means over seeds."""
+    batch = reference["batch"]
+    tokens = jax.vmap(to_tokens)(batch)
+    probes = jax.random.normal(jax.random.key(123), (2 * config.task.d, config.task.d))
+    implicit = lambda m: jax.vmap(lambda t: implicit_linear_weights(m, t, probes))(tokens)
+    algorithms = {name: w for name, w in reference.items() if name != "batch"}
+    algorithms["GD, K steps"] = jax.vmap(gd_weights, in_axes=(0, 0, None, None))(
+        batch.x, batch.y, gd_lr, depth)
+    algorithms["GD++, K steps"] = implicit(gdpp)
+    out = {}
+    for name, w_alg in algorithms.items():
+        preds_alg = jnp.einsum("bd,bd->b", w_alg, batch.x_query)
+        spd, ilwd = [], []
+        for model in models:
+            spd.append(float(squared_prediction_difference(jax.vmap(model)(tokens), preds_alg)))
+            ilwd.append(float(implicit_weight_difference(implicit(model), w_alg)))
+        out[name] = {"spd": float(np.mean(spd)), "ilwd": float(np.mean(ilwd))}
+    return out
 
 
 def _report(config, run_dir, results, claims, mode):
@@ -246,7 +296,31 @@ def _report(config, run_dir, results, claims, mode):
                            r["gd_lr"], r["gdpp_loss"],
                            float(np.mean([s["cos_gd"] for s in r["seeds"]])),
                            float(np.mean([s["cos_gdpp"] for s in r["seeds"]]))])
-    sections = [{"title": "Per-depth results",
+    fig, axes = figure(2, width=4.5)
+    for c, name in enumerate(results[0]["behaviour"]):
+        for ax, key in zip(axes, ("spd", "ilwd"), strict=True):
+            ax.plot(depths, [r["behaviour"][name][key] for r in results], "o-",
+                    color=f"C{c}", label=name)
+    for ax, label in zip(axes, ("SPD (squared prediction difference)",
+                                "ILWD (implicit weight difference)"), strict=True):
+        ax.set_xlabel("layers K of the trained model")
+        ax.set_ylabel(label)
+        ax.set_yscale("log")
+        ax.set_xticks(depths)
+    axes[0].legend(fontsize=7)
+    figures.append({"svg": save_figure(fig, figures_dir, "behaviour"),
+                    "caption": "Which algorithm does the trained model behave like? SPD and "
+                               "ILWD (Akyürek et al. 2023) to each reference learner, as depth "
+                               "grows (lower = closer)."})
+    behaviour_rows = [[r["depth"], name, v["spd"], v["ilwd"]]
+                      for r in results for name, v in r["behaviour"].items()]
+    sections = [{"title": "Behavioural matching (Akyürek et al. 2023)",
+                 "text": "SPD and ILWD between the trained K-layer model (mean over seeds) and "
+                         "reference learners on 2000 evaluation tasks; implicit weights are "
+                         "least-squares fits of each learner's predictions on 2d probe inputs.",
+                 "table": {"columns": ["K", "reference learner", "SPD", "ILWD"],
+                           "rows": behaviour_rows}},
+                {"title": "Per-depth results",
                  "text": "Losses on the evaluation tasks; TF values are means over seeds.",
                  "table": {"columns": ["K", "TF loss", "TF std", "GD loss", "GD η", "GD++ loss",
                                        "cos(TF, GD)", "cos(TF, GD++)"], "rows": table_rows}}]

@@ -1,0 +1,69 @@
+"""versatile-lt: the analytic 1-layer optimum, implicit weights, config checks, a smoke run."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.cli import main
+from iclab.config import apply_overrides
+from iclab.engine import regression_loss
+from iclab.models import DiagonalLSA
+from iclab.recipes.versatile_lt import (
+    analytic_one_layer_loss,
+    analytic_one_layer_model,
+    implicit_weights,
+    quick_config,
+)
+from iclab.solvers import gd_weights
+
+
+@pytest.mark.parametrize("sigma_max", [0.0, 3.0])
+def test_analytic_one_layer_loss_matches_monte_carlo(sigma_max):
+    """½[D − ND/(N + D + 1 + Eσ²)] against the loss of its own predictor on 100k sequences,
+    and the values of icl_tasks.md §B.7 (1.7742 for σ_max = 0, 2.0588 for σ_max = 3)."""
+    task = quick_config().task_for(sigma_max)
+    analytic = analytic_one_layer_loss(task)
+    assert analytic == pytest.approx({0.0: 1.7742, 3.0: 2.0588}[sigma_max], abs=1e-4)
+    batch = task.sample_batch(jax.random.key(0), 100_000)
+    measured = float(regression_loss(analytic_one_layer_model(task), batch))
+    assert measured == pytest.approx(analytic, rel=0.01)
+    for factor in (0.8, 1.25):  # and η* is the optimum
+        eta = factor / (task.n_context + task.d + 1 + task.mean_noise_variance)
+        other = DiagonalLSA.gd(eta * task.n_context, task.n_context, 1)
+        assert float(regression_loss(other, batch)) > measured
+
+
+def test_implicit_weights_per_layer_are_gd_iterates(key):
+    task = quick_config().task_for(1.0)
+    batch = task.sample_batch(key, 8)
+    model = DiagonalLSA.gd(0.5, task.n_context, 3)
+    weights = implicit_weights(model, batch, task.d)
+    assert weights.shape == (8, 3, task.d)
+    for layer in range(3):
+        expected = jax.vmap(gd_weights, in_axes=(0, 0, None, None))(batch.x, batch.y, 0.5,
+                                                                    layer + 1)
+        np.testing.assert_allclose(weights[:, layer], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_config_validation():
+    assert apply_overrides(quick_config(), ["variants=diag,gdpp"]).variants == ("diag", "gdpp")
+    with pytest.raises(ConfigError, match="variants"):
+        apply_overrides(quick_config(), ["variants=diag,mlp"])
+    with pytest.raises(ConfigError, match="layers"):
+        apply_overrides(quick_config(), ["layers=0"])
+
+
+def test_smoke_run(tmp_path):
+    code = main(["run", "versatile-lt", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "layers=1,4", "--set", "train.steps=60", "--set", "train.eval_every=30",
+                 "--set", "eval.tasks=2000", "--set", "eval.profile_points=3",
+                 "--set", "eval.profile_tasks=500", "--set", "train.batch_size=128"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "versatile-lt").iterdir()
+    claims = json.loads((run / "claims.json").read_text())
+    assert [c["id"] for c in claims] == ["one_layer_analytic_σmax=5", "full_vs_diag_σmax=5",
+                                         "gdpp_plateau_σmax=5", "beats_adarr_σmax=5"]
+    assert "<svg" in (run / "report.html").read_text()
