@@ -65,5 +65,6 @@ def test_smoke_run(tmp_path):
     (run,) = (tmp_path / "versatile-lt").iterdir()
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["one_layer_analytic_σmax=5", "full_vs_diag_σmax=5",
-                                         "gdpp_plateau_σmax=5", "beats_adarr_σmax=5"]
+                                         "gdpp_plateau_σmax=5", "beats_adarr_diag_σmax=5",
+                                         "beats_adarr_full_σmax=5"]
     assert "<svg" in (run / "report.html").read_text()
