@@ -1,6 +1,10 @@
 """Models: Equinox modules on one sequence; ``jax.vmap`` them for batches."""
 
 from iclab.models._diag import DiagonalLSA as DiagonalLSA
+from iclab.models._features import Embedding as Embedding
+from iclab.models._features import FeatureGD as FeatureGD
+from iclab.models._features import FeatureLSA as FeatureLSA
+from iclab.models._features import gd_form as gd_form
 from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer

@@ -9,3 +9,4 @@ from iclab.tasks._linear_regression import (
 from iclab.tasks._linear_regression import (
     to_tokens as to_tokens,
 )
+from iclab.tasks._sine import SineRegressionTask as SineRegressionTask
