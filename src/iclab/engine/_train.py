@@ -174,11 +174,10 @@ class Trainer:
             metrics = {"train_loss": train_loss, **metrics}
         if tag:
             metrics = {f"{tag}/{name}": value for name, value in metrics.items()}
-        rows: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
+        from iclab.store import MetricRows
+
+        rows = MetricRows()
         for name, values in metrics.items():
             for s, v in enumerate(np.asarray(values).reshape(-1)):
-                rows["step"].append(step)
-                rows["seed"].append(self.train.seed + s)
-                rows["metric"].append(name)
-                rows["value"].append(float(v))
+                rows.add(step, self.train.seed + s, name, float(v))
         run.write_metrics(f"{tag or 'train'}-{step:09d}", rows)

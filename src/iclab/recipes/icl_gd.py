@@ -38,6 +38,7 @@ from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, heatmap, plot_metric_by_seed, save_figure, write_report
 from iclab.solvers import gd_construction, gd_predict, gd_weights, tune_gd_lr
+from iclab.store import MetricRows
 from iclab.tasks import LinearRegressionTask, RegressionExample, to_tokens
 
 PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov: "
@@ -155,13 +156,8 @@ def run(config: IclGdConfig, run_dir, console, mode: str = "full") -> list:
         per_seed.append({"seed": seed, **align, "effective_lr": float(effective_lr(attn, d, n))})
     loss_ratio = final["test_loss"] / gd_loss
 
-    rows = {"step": [], "seed": [], "metric": [], "value": []}
-
-    def add(seed, metric, value):
-        rows["step"].append(config.train.steps)
-        rows["seed"].append(seed)
-        rows["metric"].append(metric)
-        rows["value"].append(float(value))
+    rows = MetricRows()
+    add = lambda seed, metric, value: rows.add(config.train.steps, seed, metric, value)
 
     add(-1, "gd_lr", lr)
     add(-1, "gd_loss", gd_loss)

@@ -45,6 +45,7 @@ from iclab.solvers import (
     tune_gd_lr,
 )
 from iclab.solvers import gd_loss as gd_loss_fn
+from iclab.store import MetricRows
 from iclab.tasks import LinearRegressionTask, to_tokens
 
 
@@ -166,13 +167,8 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
                         "seeds": per_seed, "gd_layers": gd_layers, "behaviour": behaviour,
                         "gdpp_layers": layer_losses(gdpp, eval_batch).tolist()})
 
-    rows = {"step": [], "seed": [], "metric": [], "value": []}
-
-    def add(seed, metric, value):
-        rows["step"].append(config.train.steps)
-        rows["seed"].append(seed)
-        rows["metric"].append(metric)
-        rows["value"].append(float(value))
+    rows = MetricRows()
+    add = lambda seed, metric, value: rows.add(config.train.steps, seed, metric, value)
 
     claims = []
     for r in results:

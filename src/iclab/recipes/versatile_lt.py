@@ -35,6 +35,7 @@ from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, save_figure, write_report
 from iclab.solvers import RidgePath, ols_weights, ridge_weights, tune_const_ridge, tune_tuned_ridge
+from iclab.store import MetricRows
 from iclab.tasks import LinearRegressionTask, to_tokens
 
 PAPER = ("Vladymyrov, von Oswald, Sandler, Ge: Linear Transformers are Versatile In-Context "
@@ -287,13 +288,8 @@ def _claims(config, results):
 
 
 def _write(config, run_dir, results, claims, mode):
-    rows = {"step": [], "seed": [], "metric": [], "value": []}
-
-    def add(seed, metric, value):
-        rows["step"].append(config.train.steps)
-        rows["seed"].append(seed)
-        rows["metric"].append(metric)
-        rows["value"].append(float(value))
+    rows = MetricRows()
+    add = lambda seed, metric, value: rows.add(config.train.steps, seed, metric, value)
 
     figures, sections, summary = [], [], []
     figures_dir = run_dir.path / "figures"

@@ -14,5 +14,6 @@ Layout of ``<root>/<recipe>/<run_id>/``::
 from iclab.store._query import find_run as find_run
 from iclab.store._query import list_runs as list_runs
 from iclab.store._query import load_metrics as load_metrics
+from iclab.store._run import MetricRows as MetricRows
 from iclab.store._run import RunDir as RunDir
 from iclab.store._run import new_run_id as new_run_id

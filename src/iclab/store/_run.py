@@ -20,6 +20,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class MetricRows:
+    """Long-format metric rows (step, seed, metric, value) for ``RunDir.write_metrics``."""
+
+    def __init__(self):
+        self.columns: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
+
+    def add(self, step: int, seed: int, metric: str, value: float) -> None:
+        self.columns["step"].append(int(step))
+        self.columns["seed"].append(int(seed))
+        self.columns["metric"].append(metric)
+        self.columns["value"].append(float(value))
+
+
 def new_run_id() -> str:
     """``YYYYmmdd-HHMMSS-xxxx``: sortable by start time, unique across processes."""
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -80,12 +93,14 @@ class RunDir:
         return json.loads((self.path / "config.json").read_text())
 
     # -- metrics -----------------------------------------------------------------
-    def write_metrics(self, part: str, rows: dict[str, list]) -> None:
+    def write_metrics(self, part: str, rows: "dict[str, list] | MetricRows") -> None:
         """Write one Parquet part of long-format rows (columns step, seed, metric, value).
 
         Writing the same ``part`` again replaces it, so a chunk redone after a
         resume does not duplicate rows.
         """
+        if isinstance(rows, MetricRows):
+            rows = rows.columns
         table = pa.Table.from_pydict(rows, schema=METRIC_SCHEMA)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
