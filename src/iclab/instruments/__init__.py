@@ -10,6 +10,7 @@ from iclab.instruments._compare import prediction_difference as prediction_diffe
 from iclab.instruments._compare import query_loss as query_loss
 from iclab.instruments._compare import query_sensitivity as query_sensitivity
 from iclab.instruments._compare import sensitivity_agreement as sensitivity_agreement
+from iclab.instruments._stats import bootstrap_mean_ci as bootstrap_mean_ci
 from iclab.instruments._weights import effective_lr as effective_lr
 from iclab.instruments._weights import normalise_scale as normalise_scale
 from iclab.instruments._weights import weight_alignment as weight_alignment

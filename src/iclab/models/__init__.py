@@ -5,6 +5,8 @@ from iclab.models._features import Embedding as Embedding
 from iclab.models._features import FeatureGD as FeatureGD
 from iclab.models._features import FeatureLSA as FeatureLSA
 from iclab.models._features import gd_form as gd_form
+from iclab.models._gpt import GPT as GPT
+from iclab.models._gpt import GPTConfig as GPTConfig
 from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer

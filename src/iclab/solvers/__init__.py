@@ -10,6 +10,7 @@ from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
 from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
 from iclab.solvers._line_search import golden_section_search as golden_section_search
 from iclab.solvers._line_search import grid_then_golden as grid_then_golden
+from iclab.solvers._prefix import prefix_predictions as prefix_predictions
 from iclab.solvers._ridge import RidgePath as RidgePath
 from iclab.solvers._ridge import adaptive_ridge_weights as adaptive_ridge_weights
 from iclab.solvers._ridge import noise_variance_estimate as noise_variance_estimate
