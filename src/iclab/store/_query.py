@@ -4,7 +4,6 @@ import json
 import os
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 
@@ -27,6 +26,8 @@ def load_metrics(*roots: str | os.PathLike) -> pd.DataFrame:
         >>> df = load_metrics("runs")  # doctest: +SKIP
         >>> df[df.metric == "test_loss"].groupby("step").value.mean()  # doctest: +SKIP
     """
+    import duckdb
+
     frames = []
     for run in _run_folders([Path(r) for r in roots]):
         parts = sorted((run / "metrics").glob("*.parquet"))
@@ -49,6 +50,8 @@ def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
 
     The run table is built with DuckDB's JSON reader over every ``status.json``.
     """
+    import duckdb
+
     runs = _run_folders([Path(root)])
     columns = ["recipe", "run_id", "status", "started", "claims", "path"]
     if not runs:
