@@ -6,6 +6,8 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Exact float32 matmuls on every backend (GPUs default to TF32), as `iclab run` uses.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture

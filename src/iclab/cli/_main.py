@@ -98,6 +98,10 @@ def _prepare(cmd: RunCmd):
 
 
 def cmd_run(cmd: RunCmd, console: Console) -> int:
+    import jax
+
+    # Claims compare float32 computations at ~1e-5: no TF32 / bf16 matmul passes on GPUs.
+    jax.config.update("jax_default_matmul_precision", "highest")
     from iclab._console import claims_table
     from iclab.config import from_dict, to_dict
     from iclab.recipes import get_recipe
