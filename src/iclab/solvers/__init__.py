@@ -8,6 +8,8 @@ from iclab.solvers._gd import one_step_optimal_lr as one_step_optimal_lr
 from iclab.solvers._gd import tune_gd_lr as tune_gd_lr
 from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
 from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
+from iclab.solvers._lasso import lasso_weights as lasso_weights
+from iclab.solvers._lasso import soft_threshold as soft_threshold
 from iclab.solvers._line_search import golden_section_search as golden_section_search
 from iclab.solvers._line_search import grid_then_golden as grid_then_golden
 from iclab.solvers._prefix import prefix_predictions as prefix_predictions

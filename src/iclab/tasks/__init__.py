@@ -1,5 +1,6 @@
 """Tasks: pure samplers ``sample(key) -> example`` that run inside ``jit``."""
 
+from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
 from iclab.tasks._interleaved import all_points as all_points
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (
