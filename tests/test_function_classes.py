@@ -87,3 +87,16 @@ def test_function_classes_smoke_run(tmp_path):
     ls = df[df.metric == "error/least squares"].sort_values("step").value.to_numpy()
     assert ls.shape == (11,) and 0.5 < ls[0] < 2.0  # k = 0: the zero prediction, error ≈ 1
     assert np.all(ls[6:] < 1e-3)  # k > d: least squares is exact on noise-free tasks
+
+
+def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
+    from iclab.recipes.function_classes import _lasso_prefix
+    from iclab.solvers import lasso_weights
+
+    example = LinearRegressionTask(d=4, n_context=9, input_dist="gaussian").sample(key)
+    x, y = all_points(example)
+    preds = _lasso_prefix(x, y, 0.05)
+    assert float(preds[0]) == 0.0
+    for i in (3, 7):
+        w = lasso_weights(x[:i], y[:i], 0.05, 500)
+        assert float(preds[i]) == pytest.approx(float(w @ x[i]), rel=1e-3, abs=1e-4)

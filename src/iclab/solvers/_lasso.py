@@ -16,7 +16,7 @@ def soft_threshold(v: Float[Array, "..."], tau: float | Array) -> Float[Array, "
     return jnp.sign(v) * jnp.maximum(jnp.abs(v) - tau, 0.0)
 
 
-def lasso_weights(x: Float[Array, "n d"], y: Float[Array, " n"], alpha: float,
+def lasso_weights(x: Float[Array, "n d"], y: Float[Array, " n"], alpha: float | Array,
                   iterations: int = 2000) -> Float[Array, " d"]:
     """The Lasso solution for one task by ``iterations`` ISTA steps from 0."""
     n = x.shape[0]
