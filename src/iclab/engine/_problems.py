@@ -3,10 +3,19 @@
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
+from jaxtyping import Array
 
 from iclab.engine._train import Problem
 from iclab.instruments import query_loss
-from iclab.tasks import LinearRegressionTask, RegressionExample, to_tokens
+from iclab.tasks import (
+    DynamicsTask,
+    LinearRegressionTask,
+    RegressionExample,
+    Trajectory,
+    constructed_tokens,
+    to_tokens,
+)
 
 
 def regression_loss(model, batch: RegressionExample):
@@ -21,4 +30,28 @@ def regression_problem(task: LinearRegressionTask, init_model: Callable,
     if evaluate is None:
         evaluate = lambda model, batch: {"test_loss": regression_loss(model, batch)}
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=regression_loss,
+                   evaluate=evaluate)
+
+
+def sequence_loss_per_step(model, batch: Trajectory,
+                           tokens: Callable = constructed_tokens) -> Array:
+    """½ E‖ŝ_{t+1} − s_{t+1}‖² at every position t, (T,): ``model`` maps ``tokens(inputs)``
+    to next-state predictions; the squared error is summed over state dimensions and
+    averaged over the batch (von Oswald et al. 2023)."""
+    preds = jax.vmap(lambda s: model(tokens(s)))(batch.inputs)
+    return 0.5 * jnp.sum((preds - batch.targets) ** 2, axis=-1).mean(0)
+
+
+def dynamics_problem(task: DynamicsTask, init_model: Callable,
+                     tokens: Callable = constructed_tokens,
+                     evaluate: Callable | None = None) -> Problem:
+    """Train a sequence model (or a learner with parameters, ``tokens`` = identity) on
+    fresh sequences with the mean over t of ``sequence_loss_per_step``; by default
+    evaluate the mean and per-step test loss on a held-out ``Trajectory`` batch."""
+    loss = lambda model, batch: sequence_loss_per_step(model, batch, tokens).mean()
+    if evaluate is None:
+        def evaluate(model, batch):
+            per_step = sequence_loss_per_step(model, batch, tokens)
+            return {"test_loss": per_step.mean(), "test_loss_last": per_step[-1]}
+    return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=loss,
                    evaluate=evaluate)

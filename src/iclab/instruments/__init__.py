@@ -10,6 +10,10 @@ from iclab.instruments._compare import prediction_difference as prediction_diffe
 from iclab.instruments._compare import query_loss as query_loss
 from iclab.instruments._compare import query_sensitivity as query_sensitivity
 from iclab.instruments._compare import sensitivity_agreement as sensitivity_agreement
+from iclab.instruments._probes import apply_linear_probe as apply_linear_probe
+from iclab.instruments._probes import fit_linear_probe as fit_linear_probe
+from iclab.instruments._probes import probe_grid as probe_grid
+from iclab.instruments._probes import probe_scores as probe_scores
 from iclab.instruments._stats import bootstrap_mean_ci as bootstrap_mean_ci
 from iclab.instruments._weights import effective_lr as effective_lr
 from iclab.instruments._weights import normalise_scale as normalise_scale

@@ -1,5 +1,13 @@
 """Models: Equinox modules on one sequence; ``jax.vmap`` them for batches."""
 
+from iclab.models._causal import CausalAttention as CausalAttention
+from iclab.models._causal import CausalTransformer as CausalTransformer
+from iclab.models._causal import CausalTransformerConfig as CausalTransformerConfig
+from iclab.models._causal import causal_linear_attention as causal_linear_attention
+from iclab.models._causal import causal_softmax_pattern as causal_softmax_pattern
+from iclab.models._causal import mesa_attention as mesa_attention
+from iclab.models._causal import mesa_attention_forgetting as mesa_attention_forgetting
+from iclab.models._causal import sinusoidal_positions as sinusoidal_positions
 from iclab.models._diag import DiagonalLSA as DiagonalLSA
 from iclab.models._features import Embedding as Embedding
 from iclab.models._features import FeatureGD as FeatureGD

@@ -7,7 +7,6 @@ attention weights for instruments.
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_positive_int
+from iclab.models._causal import causal_softmax_pattern
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,7 @@ class _Block(eqx.Module):
         q, k, v = jnp.split(jax.vmap(self.qkv)(jax.vmap(self.ln1)(h)), 3, axis=-1)
         split = lambda a: a.reshape(t, self.heads, w // self.heads).transpose(1, 0, 2)
         q, k, v = split(q), split(k), split(v)  # (H, T, W/H)
-        scores = jnp.einsum("hqc,hkc->hqk", q, k) / math.sqrt(w // self.heads)
-        causal = jnp.tril(jnp.ones((t, t), bool))
-        pattern = jax.nn.softmax(jnp.where(causal[None], scores, -jnp.inf), axis=-1)
+        pattern = jax.vmap(causal_softmax_pattern)(q, k)
         mixed = jnp.einsum("hqk,hkc->qhc", pattern, v).reshape(t, w)
         h = h + jax.vmap(self.out)(mixed)
         return pattern, h + jax.vmap(self.mlp)(jax.vmap(self.ln2)(h))

@@ -1,5 +1,18 @@
 """Solvers and baselines: learners that fit the context in closed form or iteratively."""
 
+from iclab.solvers._autoregressive import ARGradientStep as ARGradientStep
+from iclab.solvers._autoregressive import ARPreconditionedGD as ARPreconditionedGD
+from iclab.solvers._autoregressive import ARRidge as ARRidge
+from iclab.solvers._autoregressive import SoftmaxKernelRegression as SoftmaxKernelRegression
+from iclab.solvers._autoregressive import ar_gd_predictions as ar_gd_predictions
+from iclab.solvers._autoregressive import ar_ridge_predictions as ar_ridge_predictions
+from iclab.solvers._autoregressive import ar_statistics as ar_statistics
+from iclab.solvers._autoregressive import (
+    preconditioned_gd_predictions as preconditioned_gd_predictions,
+)
+from iclab.solvers._autoregressive import (
+    softmax_kernel_predictions as softmax_kernel_predictions,
+)
 from iclab.solvers._gd import gd_construction as gd_construction
 from iclab.solvers._gd import gd_loss as gd_loss
 from iclab.solvers._gd import gd_predict as gd_predict

@@ -1,5 +1,9 @@
 """Tasks: pure samplers ``sample(key) -> example`` that run inside ``jit``."""
 
+from iclab.tasks._dynamics import DynamicsTask as DynamicsTask
+from iclab.tasks._dynamics import Trajectory as Trajectory
+from iclab.tasks._dynamics import constructed_tokens as constructed_tokens
+from iclab.tasks._dynamics import past_states as past_states
 from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
 from iclab.tasks._interleaved import all_points as all_points
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens

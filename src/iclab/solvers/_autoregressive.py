@@ -1,0 +1,147 @@
+"""Autoregressive in-context learners for sequences s_1..s_T (von Oswald et al. 2023).
+
+At position t each learner sees the pairs (s_{t'}, s_{t'+1}) for t' < t and predicts
+s_{t+1} from s_t. Each maps the inputs (T, n) to predictions (T, n), so it can be scored
+exactly like a sequence model; the ones with parameters are Equinox modules that the
+``Trainer`` can fit on fresh sequences (``dynamics_problem`` with tokens = identity).
+
+With G_t = Σ_{t'<t} s_{t'+1} s_{t'}ᵀ and H_t = Σ_{t'<t} s_{t'} s_{t'}ᵀ:
+- ridge (AR least squares):  ŝ_{t+1} = G_t (H_t + λ I)⁻¹ s_t
+- one GD step (Proposition 1): ŝ_{t+1} = Φ₀ s_t + η (G_t − Φ₀ H_t) s_t, i.e. Φ₁ s_t with
+  Φ₁ = Φ₀ − η ∇L_t(Φ₀), L_t(Φ) = ½ Σ_{t'<t} ‖s_{t'+1} − Φ s_{t'}‖²
+- preconditioned GD (Proposition 2): K Richardson/Chebyshev steps towards
+  x̃ ≈ c_t (H_t + I/λ)⁻¹ s_t, then ŝ_{t+1} = η G_t x̃ / c_t
+- softmax kernel regression (an induction head): ŝ_{t+1} = Σ_{t'<t} s_{t'+1}
+  softmax_{t'}(β s_{t'}ᵀ s_t)
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+def ar_statistics(states: Float[Array, "t n"]) -> tuple[Array, Array]:
+    """G_t = Σ_{t'<t} s_{t'+1} s_{t'}ᵀ and H_t = Σ_{t'<t} s_{t'} s_{t'}ᵀ for t = 1..T, (T, n, n)."""
+    x, y = states[:-1], states[1:]
+    zero = jnp.zeros((1,) + (states.shape[1],) * 2, states.dtype)
+    g = jnp.concatenate([zero, jnp.cumsum(jnp.einsum("ti,tj->tij", y, x), axis=0)])
+    h = jnp.concatenate([zero, jnp.cumsum(jnp.einsum("ti,tj->tij", x, x), axis=0)])
+    return g, h
+
+
+def ar_ridge_predictions(states: Float[Array, "t n"], lam: float | Array) -> Float[Array, "t n"]:
+    """ŝ_{t+1} = G_t (H_t + λ I)⁻¹ s_t: autoregressive ridge regression at every t
+    (the mesa layer on constructed tokens with its λ_mesa = 1/λ)."""
+    g, h = ar_statistics(states)
+    eye = jnp.eye(states.shape[1], dtype=states.dtype)
+    x = jax.vmap(lambda a, b: jnp.linalg.solve(a + lam * eye, b))(h, states)
+    return jnp.einsum("tij,tj->ti", g, x)
+
+
+def ar_gd_predictions(states: Float[Array, "t n"], phi0: Float[Array, "n n"],
+                      eta: float | Array) -> Float[Array, "t n"]:
+    """Proposition 1: ŝ_{t+1} = Φ₀ s_t + η (G_t − Φ₀ H_t) s_t, one gradient step on the
+    in-context least-squares loss from Φ₀."""
+    g, h = ar_statistics(states)
+    return states @ phi0.T + eta * jnp.einsum("tij,tj->ti", g - phi0 @ h, states)
+
+
+def softmax_kernel_predictions(states: Float[Array, "t n"], beta: float | Array
+                               ) -> Float[Array, "t n"]:
+    """ŝ_{t+1} = Σ_{t'<t} s_{t'+1} softmax_{t'<t}(β s_{t'}ᵀ s_t); zero at t = 1."""
+    t = states.shape[0]
+    scores = beta * states @ states.T  # [t, t'] = β s_tᵀ s_{t'}
+    past = jnp.tril(jnp.ones((t, t), bool), k=-1)
+    weights = jax.nn.softmax(jnp.where(past, scores, -1e30), axis=-1)
+    weights = jnp.where(past, weights, 0.0)  # row t = 1 has no past: predict zero
+    nxt = jnp.concatenate([states[1:], jnp.zeros_like(states[:1])])  # s_{t'+1} at t'
+    return weights @ nxt
+
+
+def preconditioned_gd_predictions(states: Float[Array, "t n"], alphas: Float[Array, " k"],
+                                  betas: Float[Array, " k"], eta: float | Array,
+                                  lam: float | Array) -> Float[Array, "t n"]:
+    """Proposition 2: K momentum-Richardson (Chebyshev-type) steps on H̃ x = s_t with
+    H̃_t = (H_t + λ I)/c_t, c_t = tr(H_t + λ I)/n (so H̃ has mean eigenvalue 1 at every t):
+
+        x⁰ = x⁻¹ = 0,  x^{k+1} = x^k − α_k (H̃ x^k − s_t) − β_k (x^k − x^{k−1}),
+
+    then one gradient step from zero with the preconditioned query:
+    ŝ_{t+1} = η G_t x^K / c_t. As K → ∞ with convergent steps, x^K → c_t (H_t + λI)⁻¹ s_t
+    and with η = 1 the prediction is AR ridge; with K = 1 it is one GD step with the
+    time-varying step size η α_0 / c_t.
+    """
+    g, h = ar_statistics(states)
+    n = states.shape[1]
+    h = h + lam * jnp.eye(n, dtype=states.dtype)[None]
+    c = jnp.trace(h, axis1=1, axis2=2) / n
+    h_tilde = h / c[:, None, None]
+
+    def step(carry, coeffs):
+        x, x_prev = carry
+        alpha, beta = coeffs
+        residual = jnp.einsum("tij,tj->ti", h_tilde, x) - states
+        x_next = x - alpha * residual - beta * (x - x_prev)
+        return (x_next, x), None
+
+    zero = jnp.zeros_like(states)
+    (x, _), _ = jax.lax.scan(step, (zero, zero), (alphas, betas))
+    return eta * jnp.einsum("tij,tj->ti", g, x) / c[:, None]
+
+
+class ARRidge(eqx.Module):
+    """AR ridge with a learnable regulariser λ = exp(log_lambda)."""
+
+    log_lambda: Float[Array, ""]
+
+    def __init__(self, lam: float = 1.0):
+        self.log_lambda = jnp.log(jnp.asarray(lam, float))
+
+    def __call__(self, states):
+        return ar_ridge_predictions(states, jnp.exp(self.log_lambda))
+
+
+class ARGradientStep(eqx.Module):
+    """Proposition 1 with a learnable initial Φ₀ and step size η."""
+
+    phi0: Float[Array, "n n"]
+    eta: Float[Array, ""]
+
+    def __init__(self, n: int, eta: float = 0.0, phi0: Array | None = None):
+        self.phi0 = jnp.zeros((n, n)) if phi0 is None else jnp.asarray(phi0, float)
+        self.eta = jnp.asarray(eta, float)
+
+    def __call__(self, states):
+        return ar_gd_predictions(states, self.phi0, self.eta)
+
+
+class ARPreconditionedGD(eqx.Module):
+    """Proposition 2 with learnable (α_k, β_k), η and λ = exp(log_lambda)."""
+
+    alphas: Float[Array, " k"]
+    betas: Float[Array, " k"]
+    eta: Float[Array, ""]
+    log_lambda: Float[Array, ""]
+
+    def __init__(self, steps: int, alpha: float = 0.5, eta: float = 1.0, lam: float = 1.0):
+        self.alphas = jnp.full((steps,), alpha)
+        self.betas = jnp.zeros((steps,))
+        self.eta = jnp.asarray(eta, float)
+        self.log_lambda = jnp.log(jnp.asarray(lam, float))
+
+    def __call__(self, states):
+        return preconditioned_gd_predictions(states, self.alphas, self.betas, self.eta,
+                                             jnp.exp(self.log_lambda))
+
+
+class SoftmaxKernelRegression(eqx.Module):
+    """Softmax kernel regression with a learnable inverse temperature β."""
+
+    beta: Float[Array, ""]
+
+    def __init__(self, beta: float = 1.0):
+        self.beta = jnp.asarray(beta, float)
+
+    def __call__(self, states):
+        return softmax_kernel_predictions(states, self.beta)
