@@ -305,3 +305,21 @@ def test_mesa_model_trains_with_the_engine():
     assert np.all(after < 0.7 * before)
     zero = sequence_loss_per_step(lambda s: jnp.zeros_like(s), eval_batch, IDENTITY)
     assert np.all(after < 0.7 * float(zero.mean()))
+
+
+def test_fit_gd_step_is_a_stationary_point_and_beats_phi0_zero(key):
+    from iclab.solvers import fit_gd_step
+
+    batch = DynamicsTask(state_dim=3, length=10, noise_std=0.1).sample_batch(key, 256)
+    phi0, eta = fit_gd_step(batch.inputs, iterations=60)
+
+    def loss(phi0, eta):
+        preds = jax.vmap(lambda s: ar_gd_predictions(s, phi0, eta))(batch.inputs)
+        return jnp.sum((preds - batch.targets)[:, :-1] ** 2)
+
+    grads = jax.grad(loss, argnums=(0, 1))(phi0, eta)
+    assert float(jnp.abs(grads[0]).max()) < 1e-3 * float(loss(phi0, eta))
+    assert abs(float(grads[1])) < 1e-3 * float(loss(phi0, eta))
+    zero = jnp.zeros((3, 3))
+    best_zero = min(float(loss(zero, e)) for e in np.linspace(0.5, 1.5, 41) * float(eta))
+    assert float(loss(phi0, eta)) <= best_zero

@@ -7,6 +7,7 @@ from iclab.solvers._autoregressive import SoftmaxKernelRegression as SoftmaxKern
 from iclab.solvers._autoregressive import ar_gd_predictions as ar_gd_predictions
 from iclab.solvers._autoregressive import ar_ridge_predictions as ar_ridge_predictions
 from iclab.solvers._autoregressive import ar_statistics as ar_statistics
+from iclab.solvers._autoregressive import fit_gd_step as fit_gd_step
 from iclab.solvers._autoregressive import (
     preconditioned_gd_predictions as preconditioned_gd_predictions,
 )

@@ -47,6 +47,44 @@ def ar_gd_predictions(states: Float[Array, "t n"], phi0: Float[Array, "n n"],
     return states @ phi0.T + eta * jnp.einsum("tij,tj->ti", g - phi0 @ h, states)
 
 
+def fit_gd_step(inputs: Float[Array, "b t n"], iterations: int = 20
+                ) -> tuple[Float[Array, "n n"], Float[Array, ""]]:
+    """Proposition 1's (Φ₀, η) minimising Σ_{b,t} ‖s_{t+1} − Φ₀ s_t − η (G_t − Φ₀ H_t) s_t‖² on a
+    batch of sequences, by exact alternating least squares from (0, η*(Φ₀ = 0)):
+
+        given η:  ŝ = Φ₀ z_t + η G_t s_t with z_t = (I − η H_t) s_t, so
+                  Φ₀ = (Σ (s_{t+1} − η G_t s_t) z_tᵀ)(Σ z_t z_tᵀ)⁻¹;
+        given Φ₀: ŝ = Φ₀ s_t + η b_t with b_t = (G_t − Φ₀ H_t) s_t, so
+                  η = Σ ⟨b_t, s_{t+1} − Φ₀ s_t⟩ / Σ ‖b_t‖².
+
+    Each update is an exact minimisation, so the loss never increases.
+    """
+    x, y = inputs[:, :-1], inputs[:, 1:]  # predict s_{t+1} at t = 1..T−1
+    g, h = jax.vmap(ar_statistics)(inputs)
+    g, h = g[:, :-1], h[:, :-1]
+    gs = jnp.einsum("btij,btj->bti", g, x)
+    hs = jnp.einsum("btij,btj->bti", h, x)
+    n = inputs.shape[-1]
+
+    def eta_given(phi0):
+        b = gs - jnp.einsum("ij,btj->bti", phi0, hs)
+        return jnp.sum(b * (y - x @ phi0.T)) / jnp.sum(b * b)
+
+    def phi0_given(eta):
+        z = x - eta * hs
+        r = y - eta * gs
+        zz = jnp.einsum("bti,btj->ij", z, z)
+        rz = jnp.einsum("bti,btj->ij", r, z)
+        return jnp.linalg.solve(zz.T, rz.T).T
+
+    phi0 = jnp.zeros((n, n), inputs.dtype)
+    eta = eta_given(phi0)
+    for _ in range(iterations):  # unrolled: no ``while`` loop around the solve
+        phi0 = phi0_given(eta)
+        eta = eta_given(phi0)
+    return phi0, eta
+
+
 def softmax_kernel_predictions(states: Float[Array, "t n"], beta: float | Array
                                ) -> Float[Array, "t n"]:
     """ŝ_{t+1} = Σ_{t'<t} s_{t'+1} softmax_{t'<t}(β s_{t'}ᵀ s_t); zero at t = 1."""

@@ -1,0 +1,73 @@
+"""mesa: config validation, analytic helpers, a fast smoke run of the pipeline, and the
+quick claims (slow)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.cli import main
+from iclab.config import apply_overrides
+from iclab.recipes.mesa import gd_from_zero_lr, preconditioned_targets, quick_config, tune_ridge
+from iclab.solvers import ar_gd_predictions
+from iclab.tasks import DynamicsTask
+
+
+def test_depths_must_include_one_and_task_must_be_linear():
+    assert apply_overrides(quick_config(), ["depths=1,3"]).depths == (1, 3)
+    with pytest.raises(ConfigError, match="depths"):
+        apply_overrides(quick_config(), ["depths=2,3"])
+    with pytest.raises(ConfigError, match="task.dynamics"):
+        apply_overrides(quick_config(), ["task.dynamics=nonlinear"])
+
+
+def test_gd_from_zero_step_size_is_the_least_squares_optimum(key):
+    batch = DynamicsTask(state_dim=3, length=12).sample_batch(key, 64)
+    eta = gd_from_zero_lr(batch)
+    a = np.asarray(jax.vmap(lambda s: ar_gd_predictions(s, jnp.zeros((3, 3)), 1.0))(
+        batch.inputs), np.float64)
+    y = np.asarray(batch.targets, np.float64)
+    assert eta == pytest.approx(np.sum(a * y) / np.sum(a * a), rel=1e-4)
+    loss = lambda e: np.sum((e * a - y) ** 2)
+    assert loss(eta) < min(loss(0.99 * eta), loss(1.01 * eta))
+
+
+def test_ridge_tuning_finds_the_grid_minimum(key):
+    batch = DynamicsTask(state_dim=3, length=12, noise_std=0.3).sample_batch(key, 128)
+    lam, log_lam = tune_ridge(batch)
+    assert lam == pytest.approx(10 ** log_lam) and -5.25 <= log_lam <= 2.25
+
+
+def test_preconditioned_target_solves_the_regularised_system(key):
+    s = DynamicsTask(state_dim=3, length=6).sample(key).inputs
+    target = np.asarray(preconditioned_targets(s, 0.5), np.float64)
+    s64 = np.asarray(s, np.float64)
+    for t in range(6):
+        h = s64[:t].T @ s64[:t] + np.eye(3) / 0.5
+        np.testing.assert_allclose(h @ target[t], s64[t], rtol=1e-4, atol=1e-5)
+
+
+def test_smoke_run_writes_claims_probes_and_report(tmp_path):
+    code = main(["run", "mesa", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "depths=1,2", "--set", "train.steps=40", "--set", "train.eval_every=20",
+                 "--set", "task.length=12", "--set", "task.state_dim=4",
+                 "--set", "baselines.steps=20", "--set", "probe.sequences=128",
+                 "--set", "eval.sequences=128", "--set", "train.batch_size=32"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "mesa").iterdir()
+    claims = json.loads((run / "claims.json").read_text())
+    assert [c["id"] for c in claims] == [
+        "t1_loss", "noise_floor", "lsa1_is_prop1", "mesa_beats_lsa1", "mesa_tracks_ridge",
+        "depth_helps", "deep_approaches_mesa", "probe_depth", "probe_time",
+        "precond_probe_depth", "fixed_teacher_beats_gd"]
+    assert all(c["measured"] is not None for c in claims)
+    assert (run / "report.html").read_text().count("<svg") == 4
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_quick_mode_passes_every_claim(tmp_path):
+    assert main(["run", "mesa", "--quick", "--out", str(tmp_path)]) == 0
