@@ -390,8 +390,8 @@ def _claims(config, curves, model_curves, fixed, probes) -> list:
     if len(depths) > 1:
         claims += [
             check("depth_helps", "the LSA loss falls with every added depth: "
-                  "max_K L̄_{next K} / L̄_K", max(b / a for a, b in zip(deep[:-1], deep[1:], strict=True)),
-                  "<", 1.0,
+                  "max_K L̄_{next K} / L̄_K",
+                  max(b / a for a, b in zip(deep[:-1], deep[1:], strict=True)), "<", 1.0,
                   paper="decreasing (Fig. 4B)"),
             check("deep_approaches_mesa", f"the deepest LSA (K = {depths[-1]}) approaches the "
                   "mesa layer: L̄_LSA-K / L̄_mesa", deep[-1] / _mean(mesa), "<=", 1.5,
