@@ -1,5 +1,12 @@
 """Instruments: pure functions that measure a model or a run."""
 
+from iclab.instruments._attention import duplicate_token_mask as duplicate_token_mask
+from iclab.instruments._attention import head_scores as head_scores
+from iclab.instruments._attention import icl_score as icl_score
+from iclab.instruments._attention import induction_mask as induction_mask
+from iclab.instruments._attention import pattern_score as pattern_score
+from iclab.instruments._attention import previous_token_mask as previous_token_mask
+from iclab.instruments._attention import uniform_score as uniform_score
 from iclab.instruments._behaviour import implicit_linear_weights as implicit_linear_weights
 from iclab.instruments._behaviour import implicit_weight_difference as implicit_weight_difference
 from iclab.instruments._behaviour import (

@@ -5,6 +5,11 @@ from iclab.tasks._dynamics import Trajectory as Trajectory
 from iclab.tasks._dynamics import constructed_tokens as constructed_tokens
 from iclab.tasks._dynamics import past_states as past_states
 from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
+from iclab.tasks._induction import BurstyClassificationTask as BurstyClassificationTask
+from iclab.tasks._induction import BurstySequence as BurstySequence
+from iclab.tasks._induction import ItemLabelTask as ItemLabelTask
+from iclab.tasks._induction import RepeatedTokensTask as RepeatedTokensTask
+from iclab.tasks._induction import TokenSequence as TokenSequence
 from iclab.tasks._interleaved import all_points as all_points
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (
