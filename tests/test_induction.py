@@ -121,3 +121,22 @@ def test_scores_work_on_a_model_pattern(key):
     scores = head_scores(patterns, tokens)
     for value in scores.values():
         assert value.shape == (2, 2) and np.all((value >= 0) & (value <= 1 + 1e-6))
+
+
+def test_one_hot_tokens_and_learned_positions(key):
+    from iclab.models import CausalTransformer, CausalTransformerConfig
+    from iclab.tasks import one_hot_tokens
+
+    x = np.asarray(one_hot_tokens(jnp.array([2, 0, 2]), 3, positions=4))
+    np.testing.assert_array_equal(x, [[0, 0, 1, 1, 0, 0, 0], [1, 0, 0, 0, 1, 0, 0],
+                                      [0, 0, 1, 0, 0, 1, 0]])
+    with pytest.raises(ConfigError, match="model.max_len"):
+        CausalTransformerConfig(max_len=8)
+    config = CausalTransformerConfig(layers=("softmax",), heads=1, key_size=4, dim=8,
+                                     readout="linear", max_len=6, init_std=0.3).resolve(3, 3)
+    model = CausalTransformer(config, key=key)
+    same = one_hot_tokens(jnp.array([1, 1, 1]), 3)
+    stream = np.asarray(model.residual_stream(same)[0])
+    # identical tokens at different positions differ only by the learned positions
+    np.testing.assert_allclose(stream[1] - stream[0], model.position_embedding[1] -
+                               model.position_embedding[0], atol=1e-6)

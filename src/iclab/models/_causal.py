@@ -162,6 +162,8 @@ class CausalTransformerConfig:
             inputs of the first layer's queries and keys only (0 = none; paper 40).
         mesa_lambda: initial λ_h of mesa layers.
         forget: mesa layers learn a forget factor γ_h = sigmoid(g_h) (init ≈ 0.98).
+        max_len: > 0 adds learned positional embeddings (init N(0, 0.02²)) for sequences
+            up to this length to the embedded stream (needs ``dim`` > 0).
     """
 
     layers: tuple[str, ...] = ("linear",)
@@ -178,6 +180,7 @@ class CausalTransformerConfig:
     positions: int = 0
     mesa_lambda: float = 1.0
     forget: bool = False
+    max_len: int = 0
 
     def __post_init__(self):
         if not self.layers:
@@ -188,8 +191,11 @@ class CausalTransformerConfig:
         check_positive_int("model.heads", self.heads)
         check_positive_int("model.key_size", self.key_size)
         check_choice("model.readout", self.readout, READOUTS)
-        for key in ("dim_in", "dim", "dim_out", "clip", "positions", "init_std"):
+        for key in ("dim_in", "dim", "dim_out", "clip", "positions", "init_std", "max_len"):
             check_nonnegative(f"model.{key}", getattr(self, key))
+        if self.max_len and not self.dim:
+            raise ConfigError("model.max_len", self.max_len,
+                              "0 unless model.dim > 0 (learned positions need an embedding)")
         if self.positions % 2:
             raise ConfigError("model.positions", self.positions, "an even integer >= 0")
 
@@ -267,6 +273,7 @@ class CausalTransformer(eqx.Module):
     """
 
     embed: eqx.nn.Linear | None
+    position_embedding: Float[Array, "m w"] | None
     layers: tuple[CausalAttention, ...]
     mlps: tuple[eqx.nn.MLP, ...]
     norms: tuple[eqx.nn.LayerNorm, ...]
@@ -282,6 +289,9 @@ class CausalTransformer(eqx.Module):
         keys = jax.random.split(key, 2 * len(config.layers) + 2)
         self.embed = (eqx.nn.Linear(config.dim_in, width, key=keys[-1])
                       if config.dim else None)
+        self.position_embedding = (
+            0.02 * jax.random.normal(jax.random.fold_in(keys[-1], 1), (config.max_len, width))
+            if config.max_len else None)
         self.layers = tuple(
             CausalAttention(kind, width, config.heads, config.key_size, config.init_std,
                             qk_dim=width + (config.positions if i == 0 else 0),
@@ -301,6 +311,8 @@ class CausalTransformer(eqx.Module):
     def residual_stream(self, tokens: Float[Array, "t d"]) -> Float[Array, "l1 t w"]:
         c = self.config
         h = jax.vmap(self.embed)(tokens) if self.embed is not None else tokens
+        if self.position_embedding is not None:
+            h = h + self.position_embedding[: tokens.shape[0]]
         positions = sinusoidal_positions(tokens.shape[0], c.positions) if c.positions else None
         stream = [h]
         for i, layer in enumerate(self.layers):

@@ -10,6 +10,7 @@ from iclab.tasks._induction import BurstySequence as BurstySequence
 from iclab.tasks._induction import ItemLabelTask as ItemLabelTask
 from iclab.tasks._induction import RepeatedTokensTask as RepeatedTokensTask
 from iclab.tasks._induction import TokenSequence as TokenSequence
+from iclab.tasks._induction import one_hot_tokens as one_hot_tokens
 from iclab.tasks._interleaved import all_points as all_points
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (

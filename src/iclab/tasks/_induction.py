@@ -22,6 +22,16 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from iclab._errors import ConfigError, check_nonnegative, check_positive_int
 
 
+def one_hot_tokens(tokens: Int[Array, " t"], vocab_size: int,
+                   positions: int = 0) -> Float[Array, "t d"]:
+    """One-hot token vectors, with one-hot positions (0..positions−1) appended if
+    ``positions`` > 0 — the orthonormal inputs of the minimal induction-head models."""
+    x = jax.nn.one_hot(tokens, vocab_size)
+    if positions:
+        x = jnp.concatenate([x, jax.nn.one_hot(jnp.arange(tokens.shape[0]), positions)], -1)
+    return x
+
+
 class TokenSequence(eqx.Module):
     """Integer tokens (T,) and the target of the last position (the query's answer)."""
 
