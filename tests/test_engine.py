@@ -80,6 +80,23 @@ def test_interrupted_training_resumes_to_the_same_numbers(tmp_path):
     assert int(resumed.step[0]) == 80
 
 
+def test_early_stopping_rule_holds_across_resume(tmp_path):
+    batch = eval_batch()
+    seen = []
+
+    def stop(step, metrics):
+        seen.append(step)
+        return step >= 40 and bool(np.all(metrics["test_loss"] < 10.0))
+
+    run = RunDir.create(tmp_path, "unit", {})
+    state = small_trainer(steps=100).fit(batch, run=run, stop=stop)
+    assert int(state.step[0]) == 40 and seen == [0, 20, 40]
+    assert sorted(run.metrics().step.unique()) == [0, 20, 40]
+    resumed = small_trainer(steps=100).fit(batch, run=run, stop=stop)  # stops at once
+    assert int(resumed.step[0]) == 40 and seen[-1] == 40
+    assert sorted(run.metrics().step.unique()) == [0, 20, 40]
+
+
 def test_metrics_rows_are_long_format(tmp_path):
     run = RunDir.create(tmp_path, "unit", {})
     small_trainer(steps=40, seeds=2, seed=3).fit(eval_batch(), run=run)

@@ -133,7 +133,7 @@ class Trainer:
         return {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
 
     def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None,
-            tag: str = "") -> TrainState:
+            tag: str = "", stop: Callable[[int, dict], bool] | None = None) -> TrainState:
         """Train to ``train.steps``, evaluating and checkpointing every ``eval_every`` steps.
 
         Args:
@@ -144,22 +144,27 @@ class Trainer:
             state: start from this state instead of a fresh init.
             tag: names this model when a run trains several: metrics are written as
                 ``"{tag}/{metric}"`` and the checkpoint as ``checkpoint-{tag}``.
+            stop: optional early-stopping rule ``(step, metrics) -> bool`` checked after
+                every evaluation (and on resume, on the restored state, so a resumed run
+                stops where the uninterrupted one did).
         """
         state = self.init() if state is None else state
         ckpt = f"checkpoint-{tag}" if tag else "checkpoint"
         if run is not None and run.checkpoint_step(ckpt) is not None:
             state = run.load_checkpoint(state, ckpt)
         step = int(state.step[0])
+        metrics = self.evaluate(state, eval_data) if (step == 0 or stop is not None) else {}
         if step == 0:
-            self._record(run, 0, self.evaluate(state, eval_data), None, tag)
-        while step < self.train.steps:
+            self._record(run, 0, metrics, None, tag)
+        while step < self.train.steps and not (stop is not None and stop(step, metrics)):
             length = min(self.train.eval_every, self.train.steps - step)
             start = time.perf_counter()
             state, losses = self.chunk(state, length)
             losses = np.asarray(losses)  # the one host sync per chunk
             rate = length / (time.perf_counter() - start)
             step += length
-            self._record(run, step, self.evaluate(state, eval_data), losses.mean(axis=1), tag)
+            metrics = self.evaluate(state, eval_data)
+            self._record(run, step, metrics, losses.mean(axis=1), tag)
             if run is not None:
                 run.save_checkpoint(state, step, ckpt)
             if progress is not None:

@@ -37,6 +37,7 @@ def recipes() -> dict[str, Recipe]:
     import iclab.recipes.function_classes  # noqa: F401  (each module registers itself)
     import iclab.recipes.icl_gd  # noqa: F401
     import iclab.recipes.icl_gd_deep  # noqa: F401
+    import iclab.recipes.induction_heads  # noqa: F401
     import iclab.recipes.mesa  # noqa: F401
     import iclab.recipes.versatile_lt  # noqa: F401
 

@@ -1,0 +1,52 @@
+"""induction-heads: emergence-time helpers, config validation, a smoke run, quick claims (slow)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.cli import main
+from iclab.config import apply_overrides
+from iclab.recipes.induction_heads import first_crossing, loglog_slope, quick_config
+
+
+def test_first_crossing_and_loglog_slope():
+    steps = np.array([0, 100, 200, 300])
+    assert first_crossing(steps, np.array([0.0, 0.2, 0.6, 0.9]), 0.5) == 200
+    assert math.isnan(first_crossing(steps, np.array([0.0, 0.2, 0.3, 0.4]), 0.5))
+    n = [4, 8, 16, 32]
+    assert loglog_slope(n, [3 * x ** 2 for x in n]) == pytest.approx(2.0)
+    assert loglog_slope(n, [5 * x ** 1.5 for x in n]) == pytest.approx(1.5)
+    assert math.isnan(loglog_slope(n, [1, 2, math.nan, 4]))
+
+
+def test_config_validation():
+    assert apply_overrides(quick_config(), ["n_values=4,8"]).n_values == (4, 8)
+    with pytest.raises(ConfigError, match="n_values"):
+        apply_overrides(quick_config(), ["n_values=4"])
+    with pytest.raises(ConfigError, match="items"):
+        apply_overrides(quick_config(), ["n_values=4,80"])
+    with pytest.raises(ConfigError, match="model.layers"):
+        apply_overrides(quick_config(), ["model.layers=softmax,linear"])
+
+
+def test_smoke_run_writes_claims_and_emergence(tmp_path):
+    code = main(["run", "induction-heads", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "n_values=2,3", "--set", "train.steps=60",
+                 "--set", "train.eval_every=20", "--set", "eval_sequences=64",
+                 "--set", "items=8", "--set", "labels=4"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "induction-heads").iterdir()
+    claims = json.loads((run / "claims.json").read_text())
+    assert [c["id"] for c in claims] == ["induction_head_forms", "drop_coincides",
+                                         "quadratic_emergence", "quadratic_emergence_upper"]
+    emergence = json.loads((run / "emergence.json").read_text())
+    assert emergence["n_values"] == [2, 3]
+    assert (run / "report.html").read_text().count("<svg") == 3
+
+
+@pytest.mark.slow
+def test_quick_mode_passes_every_claim(tmp_path):
+    assert main(["run", "induction-heads", "--quick", "--out", str(tmp_path)]) == 0
