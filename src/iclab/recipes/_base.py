@@ -34,6 +34,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def recipes() -> dict[str, Recipe]:
+    import iclab.recipes.bursty_icl  # noqa: F401
     import iclab.recipes.function_classes  # noqa: F401  (each module registers itself)
     import iclab.recipes.icl_gd  # noqa: F401
     import iclab.recipes.icl_gd_deep  # noqa: F401
