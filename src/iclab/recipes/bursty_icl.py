@@ -164,7 +164,8 @@ def run(config: BurstyIclConfig, run_dir, console, mode: str = "full") -> list:
     if 0 in config.burstiness:
         claims.append(check("no_icl_without_bursts", "no in-context learning without bursty "
                             f"sequences: ICL accuracy at B = 0, K = {k_max}",
-                            grid[(0, k_max)]["icl_accuracy"], "<=", 0.6, paper="low (Reddy Fig. 2)"))
+                            grid[(0, k_max)]["icl_accuracy"], "<=", 0.6,
+                            paper="low (Reddy Fig. 2)"))
     if k_min < k_max:
         claims.append(check("no_icl_few_classes", "no in-context learning with few classes: "
                             f"ICL accuracy at B = {b_max}, K = {k_min}",
