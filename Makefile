@@ -22,13 +22,14 @@ run: venv
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
 bench: venv
 	$(BIN)/python benchmarks/bench_icl_gd.py
+	$(BIN)/python benchmarks/bench_mesa.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
