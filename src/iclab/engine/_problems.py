@@ -8,9 +8,11 @@ from jaxtyping import Array
 
 from iclab.engine._train import Problem
 from iclab.instruments import query_loss
+from iclab.models import DisentangledCoordinates
 from iclab.tasks import (
     DynamicsTask,
     LinearRegressionTask,
+    OrthonormalPairsTask,
     RegressionExample,
     Trajectory,
     constructed_tokens,
@@ -54,4 +56,29 @@ def dynamics_problem(task: DynamicsTask, init_model: Callable,
             per_step = sequence_loss_per_step(model, batch, tokens)
             return {"test_loss": per_step.mean(), "test_loss_last": per_step[-1]}
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=loss,
+                   evaluate=evaluate)
+
+
+def pairs_population_loss(model, task: OrthonormalPairsTask) -> Array:
+    """½ E‖ŷ − y‖² of a disentangled model on the orthonormal item–label task, as the
+    mean over the query pair k* of the canonical sequences' losses: the exact population
+    loss for a model in the invariant subspace (see ``OrthonormalPairsTask``)."""
+    context, queries, targets = task.canonical_batch()
+    return 0.5 * jnp.sum((model.query_outputs(context, queries) - targets) ** 2, -1).mean()
+
+
+def pairs_population_problem(task: OrthonormalPairsTask, evaluate: Callable | None = None
+                             ) -> Problem:
+    """Full-batch gradient descent on the population loss of ``DisentangledCoordinates``
+    from zero (the batch is unused); evaluates the loss and the 19 coordinates."""
+    if evaluate is None:
+        def evaluate(model, batch):
+            out = {"loss": pairs_population_loss(model, task)}
+            for name in ("alpha", "beta", "gamma"):
+                values = getattr(model, name)
+                out.update({f"{name}{i + 1}": values[i] for i in range(values.shape[0])})
+            return out
+    return Problem(init_model=lambda key: DisentangledCoordinates(task.width),
+                   sample_batch=lambda key, batch_size: jnp.zeros(()),
+                   loss=lambda model, batch: pairs_population_loss(model, task),
                    evaluate=evaluate)

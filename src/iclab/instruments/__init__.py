@@ -21,6 +21,7 @@ from iclab.instruments._probes import apply_linear_probe as apply_linear_probe
 from iclab.instruments._probes import fit_linear_probe as fit_linear_probe
 from iclab.instruments._probes import probe_grid as probe_grid
 from iclab.instruments._probes import probe_scores as probe_scores
+from iclab.instruments._progress import induction_progress as induction_progress
 from iclab.instruments._stats import bootstrap_mean_ci as bootstrap_mean_ci
 from iclab.instruments._weights import effective_lr as effective_lr
 from iclab.instruments._weights import normalise_scale as normalise_scale

@@ -8,9 +8,17 @@ from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
 from iclab.tasks._induction import BurstyClassificationTask as BurstyClassificationTask
 from iclab.tasks._induction import BurstySequence as BurstySequence
 from iclab.tasks._induction import ItemLabelTask as ItemLabelTask
+from iclab.tasks._induction import OrthonormalPairsTask as OrthonormalPairsTask
+from iclab.tasks._induction import PairsSequence as PairsSequence
 from iclab.tasks._induction import RepeatedTokensTask as RepeatedTokensTask
 from iclab.tasks._induction import TokenSequence as TokenSequence
+from iclab.tasks._induction import complex_structure as complex_structure
+from iclab.tasks._induction import finite_symmetry_groups as finite_symmetry_groups
+from iclab.tasks._induction import finite_symmetry_orbit as finite_symmetry_orbit
+from iclab.tasks._induction import haar_orthogonal as haar_orthogonal
+from iclab.tasks._induction import haar_unitary_real as haar_unitary_real
 from iclab.tasks._induction import one_hot_tokens as one_hot_tokens
+from iclab.tasks._induction import pauli_group as pauli_group
 from iclab.tasks._interleaved import all_points as all_points
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (

@@ -225,3 +225,159 @@ class BurstyClassificationTask:
         if mode not in ("train", "iwl", "icl"):
             raise ConfigError("mode", mode, "one of train, iwl, icl")
         return jax.vmap(lambda k: self.sample(k, mode))(jax.random.split(key, batch_size))
+
+
+def complex_structure(dim: int) -> Float[Array, "d d"]:
+    """J on R^dim (dim even): J e_{2i} = e_{2i+1}, J e_{2i+1} = −e_{2i}, the rotation by π/2
+    in every coordinate plane; Jᵀ = −J, J² = −I. It pairs an item's position a with its
+    label's position J a."""
+    block = jnp.array([[0.0, -1.0], [1.0, 0.0]])
+    return jnp.kron(jnp.eye(dim // 2), block)
+
+
+class PairsSequence(eqx.Module):
+    """Real-valued tokens [c_t; p_t] (T, 2D) of the orthonormal item–label task and the
+    target label's content vector (D,)."""
+
+    tokens: Float[Array, "t c"]
+    target: Float[Array, " d"]
+
+
+def haar_orthogonal(key: PRNGKeyArray, dim: int) -> Float[Array, "d d"]:
+    """A Haar-random orthogonal matrix: Q of the QR of a Gaussian matrix, columns signed
+    so that diag(R) > 0 (Mezzadri 2007)."""
+    q, r = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
+    return q * jnp.sign(jnp.diag(r))[None, :]
+
+
+def haar_unitary_real(key: PRNGKeyArray, dim: int) -> Float[Array, "d d"]:
+    """A Haar-random U ∈ U(dim/2) as a real (dim, dim) matrix acting on coordinate pairs
+    (2i, 2i+1) = (Re z_i, Im z_i); it is orthogonal and commutes with ``complex_structure``."""
+    k_re, k_im = jax.random.split(key)
+    n = dim // 2
+    z = (jax.random.normal(k_re, (n, n)) + 1j * jax.random.normal(k_im, (n, n))) / jnp.sqrt(2)
+    q, r = jnp.linalg.qr(z)
+    d = jnp.diag(r)
+    u = q * (d / jnp.abs(d))[None, :]
+    real = jnp.stack([jnp.stack([u.real, -u.imag], -1), jnp.stack([u.imag, u.real], -1)], -2)
+    return real.transpose(0, 2, 1, 3).reshape(dim, dim)
+
+
+@dataclass(frozen=True)
+class OrthonormalPairsTask:
+    """The minimal item–label task with orthonormal embeddings (Musat et al. 2025).
+
+    [x_1, y_1, ..., x_N, y_N, x_q]: N items and N labels are 2N orthonormal content
+    vectors c ∈ R^D; the query repeats item k* (uniform) and the target is label k*'s
+    content. Positions are orthonormal too, and the rotation J (``complex_structure``)
+    pairs each item with its label: item k sits at a_k, its label at J a_k, the query at
+    a_N, with {a_k, J a_k} orthonormal. A sample is the canonical sequence (one-hot
+    contents, a_k = e_{2k}) rotated by a Haar-random O ∈ O(D) on contents and target and a
+    Haar-random S ∈ U(D/2) on positions, so the task is invariant under both groups —
+    the symmetry behind the 19-dimensional subspace of ``DisentangledTransformer``. On
+    that subspace every sample has the same loss as the canonical sequence with the same
+    k*, so the population loss is the mean over k* of the canonical losses
+    (``canonical_batch``).
+
+    Args:
+        n_pairs: N.
+        dim: content and position width D; 0 = the smallest valid, 2N + 2 (even, ≥ 2N + 1).
+    """
+
+    n_pairs: int = 4
+    dim: int = 0
+
+    def __post_init__(self):
+        check_positive_int("task.n_pairs", self.n_pairs)
+        check_nonnegative("task.dim", self.dim)
+        if self.dim and (self.dim % 2 or self.dim < 2 * self.n_pairs + 2):
+            raise ConfigError("task.dim", self.dim, f"0 or an even integer >= 2 N + 2 = "
+                              f"{2 * self.n_pairs + 2}")
+
+    @property
+    def width(self) -> int:
+        return self.dim or 2 * self.n_pairs + 2
+
+    @property
+    def length(self) -> int:
+        return 2 * self.n_pairs + 1
+
+    def canonical_batch(self) -> tuple[Array, Array, Array]:
+        """The shared context (2N, 2D), the N queries (N, 2D) — query k* repeats item k* —
+        and their targets (N, D), with one-hot contents and positions."""
+        n, d = self.n_pairs, self.width
+        eye = jnp.eye(d)
+        items, labels = eye[:n], eye[n:2 * n]
+        pos_items, pos_labels = eye[0:2 * n:2], eye[1:2 * n:2]  # a_k = e_2k, J a_k = e_2k+1
+        context = jnp.stack([jnp.concatenate([items, pos_items], -1),
+                             jnp.concatenate([labels, pos_labels], -1)], 1).reshape(2 * n, 2 * d)
+        queries = jnp.concatenate([items, jnp.broadcast_to(eye[2 * n], (n, d))], -1)
+        return context, queries, labels
+
+    def canonical(self, query_pair) -> PairsSequence:
+        """The canonical sequence whose query repeats item ``query_pair``."""
+        context, queries, targets = self.canonical_batch()
+        return PairsSequence(jnp.concatenate([context, queries[query_pair][None]]),
+                             targets[query_pair])
+
+    @staticmethod
+    def rotate(seq: PairsSequence, content: Array, positions: Array) -> PairsSequence:
+        """Apply O to contents and the target and S to positions."""
+        d = content.shape[0]
+        tokens = jnp.concatenate([seq.tokens[:, :d] @ content.T, seq.tokens[:, d:] @ positions.T],
+                                 -1)
+        return PairsSequence(tokens, content @ seq.target)
+
+    def sample(self, key: PRNGKeyArray) -> PairsSequence:
+        k_q, k_o, k_s = jax.random.split(key, 3)
+        k_star = jax.random.randint(k_q, (), 0, self.n_pairs)
+        return self.rotate(self.canonical(k_star), haar_orthogonal(k_o, self.width),
+                           haar_unitary_real(k_s, self.width))
+
+    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> PairsSequence:
+        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
+
+
+def _walsh_signs(n: int) -> Array:
+    """(n, n) signs (−1)^{popcount(i AND b)}: row b is the diagonal of Z^b."""
+    i = jnp.arange(n)
+    bits = jnp.bitwise_and(i[:, None], i[None, :])
+    parity = sum((bits >> s) & 1 for s in range(max(n.bit_length(), 1)))
+    return jnp.where(parity % 2 == 0, 1.0, -1.0)
+
+
+def pauli_group(n: int) -> Float[Array, "g n n"]:
+    """The n² matrices X^a Z^b on R^n (n a power of 2): X^a permutes i ↦ i XOR a, Z^b
+    multiplies coordinate i by (−1)^{popcount(i AND b)}. Up to sign they form a group
+    (the real Pauli group) whose commutant is R·I."""
+    if n & (n - 1):
+        raise ConfigError("n", n, "a power of 2")
+    i = jnp.arange(n)
+    x = jnp.eye(n)[jnp.bitwise_xor(i[None, :], i[:, None])]  # x[a] = X^a
+    z = jax.vmap(jnp.diag)(_walsh_signs(n))
+    return jnp.einsum("aij,bjk->abik", x, z).reshape(n * n, n, n)
+
+
+def finite_symmetry_groups(width: int) -> tuple[Array, Array]:
+    """Finite subgroups with the same commutants as O(D) on contents and U(D/2) on
+    positions (D = ``width``, a power of 2): the real Pauli group on R^D (commutant R·I),
+    and J^c · (the Pauli group on C^{D/2}, acting on coordinate pairs), c = 0..3 (commutant
+    span{I, J}). Returns (D², D, D) and (4 (D/2)², D, D) matrices (the content group is
+    listed up to sign: −I on contents equals −I on positions up to the global −I, which
+    leaves every weight matrix fixed)."""
+    content = pauli_group(width)
+    complex_pauli = jnp.einsum("gij,ab->giajb", pauli_group(width // 2), jnp.eye(2)).reshape(
+        -1, width, width)
+    j_powers = jnp.stack([jnp.linalg.matrix_power(complex_structure(width), c) for c in range(4)])
+    positions = jnp.einsum("cij,gjk->cgik", j_powers, complex_pauli).reshape(-1, width, width)
+    return content, positions
+
+
+def finite_symmetry_orbit(task: OrthonormalPairsTask, seq: PairsSequence) -> PairsSequence:
+    """``seq`` under every (O, S) of ``finite_symmetry_groups`` — D² · 4 (D/2)² copies. A
+    batch closed under these maps has an exactly invariant loss, so gradient descent from
+    zero on it stays in the 19-dimensional subspace up to rounding."""
+    content, positions = finite_symmetry_groups(task.width)
+    rotate = lambda o, s: OrthonormalPairsTask.rotate(seq, o, s)
+    out = jax.vmap(lambda o: jax.vmap(lambda s: rotate(o, s))(positions))(content)
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
