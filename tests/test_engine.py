@@ -124,3 +124,27 @@ def test_bad_optimizer_values(kwargs, key):
 def test_bad_train_values():
     with pytest.raises(ConfigError, match="train.steps"):
         TrainConfig(steps=0)
+
+
+def test_scheduled_sampling_sees_the_step():
+    """``sample_scheduled`` replaces ``sample_batch`` in training and receives the step:
+    here the batch is the step itself, so the losses are 0, 1, 2, … across chunks."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from iclab.engine import Problem, Trainer
+
+    class Scalar(eqx.Module):
+        w: jax.Array
+
+    problem = Problem(init_model=lambda key: Scalar(jnp.zeros(())),
+                      sample_batch=lambda key, n: jnp.full((n,), -1.0),
+                      loss=lambda m, batch: jnp.mean(batch) + 0.0 * m.w,
+                      evaluate=lambda m, batch: {"w": m.w},
+                      sample_scheduled=lambda key, n, step: jnp.full((n,), step, jnp.float32))
+    trainer = Trainer(problem, OptimConfig(name="sgd", lr=0.1), TrainConfig(steps=6, batch_size=2,
+                                                                          eval_every=3))
+    state = trainer.init()
+    state, first = trainer.chunk(state, 3)
+    state, second = trainer.chunk(state, 3)
+    np.testing.assert_array_equal(np.concatenate([first[0], second[0]]), np.arange(6.0))

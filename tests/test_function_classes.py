@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from iclab._errors import ConfigError
 from iclab.instruments import bootstrap_mean_ci
 from iclab.models import GPT, GPTConfig
 from iclab.solvers import prefix_predictions
@@ -76,7 +77,8 @@ def test_function_classes_smoke_run(tmp_path):
     code = main(["run", "function-classes", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=40", "--set", "train.eval_every=20",
                  "--set", "eval.prompts=128", "--set", "eval.bootstrap=50",
-                 "--set", "model.width=16", "--set", "model.layers=1"])
+                 "--set", "model.width=16", "--set", "model.layers=1",
+                 "--set", "ood.prompts=16"])
     assert code in (0, 1)
     (run,) = (tmp_path / "function-classes").iterdir()
     claims = json.loads((run / "claims.json").read_text())
@@ -87,6 +89,14 @@ def test_function_classes_smoke_run(tmp_path):
     ls = df[df.metric == "error/least squares"].sort_values("step").value.to_numpy()
     assert ls.shape == (11,) and 0.5 < ls[0] < 2.0  # k = 0: the zero prediction, error ≈ 1
     assert np.all(ls[6:] < 1e-3)  # k > d: least squares is exact on noise-free tasks
+    assert (df.metric == "error/2-layer NN (Adam)").sum() == 11
+    ood = df[df.metric.str.startswith("ood/")]
+    names = {m.split("/")[1] for m in ood.metric}
+    assert {"standard", "random_quadrants", "orthogonal_query", "repeated_query",
+            "half_subspace", "skewed", "noisy_labels", "scale_x×2", "scale_y×0.5"} <= names
+    orth = ood[ood.metric == "ood/orthogonal_query/least squares"]
+    assert len(orth) == 5  # min(K, d) points
+    assert (run / "figures" / "ood_prompts.svg").exists()
 
 
 def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
@@ -100,3 +110,156 @@ def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
     for i in (3, 7):
         w = lasso_weights(x[:i], y[:i], 0.05, 500)
         assert float(preds[i]) == pytest.approx(float(w @ x[i]), rel=1e-3, abs=1e-4)
+
+
+def _numpy_adam_network(params, x, y, mask, steps, lr):
+    """The same Adam loop with hand-written gradients of the masked MSE."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v = {k: np.zeros_like(val) for k, val in p.items()}
+    x, y, mask = (np.asarray(a, np.float64) for a in (x, y, mask))
+    for t in range(1, steps + 1):
+        pre = x @ p["w"].T + p["b"]
+        hidden = np.maximum(pre, 0.0)
+        residual = hidden @ p["a"] + p["c"] - y
+        dout = 2 * mask * residual / max(mask.sum(), 1.0)
+        dpre = np.outer(dout, p["a"]) * (pre > 0)
+        grads = {"a": hidden.T @ dout, "c": dout.sum(), "w": dpre.T @ x, "b": dpre.sum(0)}
+        for k in p:
+            m[k] = 0.9 * m[k] + 0.1 * grads[k]
+            v[k] = 0.999 * v[k] + 0.001 * grads[k] ** 2
+            p[k] = p[k] - lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+    return p
+
+
+def test_adam_network_matches_numpy_and_fits(key):
+    from iclab.solvers import (
+        init_network,
+        network_forward,
+        network_prefix_predictions,
+        train_network,
+    )
+
+    with jax.enable_x64(True):
+        kx, kp = jax.random.split(key)
+        x = jax.random.normal(kx, (8, 3))
+        y = jnp.sin(x[:, 0]) + x[:, 1]
+        mask = jnp.array([1.0] * 6 + [0.0] * 2)
+        params = init_network(kp, 3, hidden=16)
+        assert float(jnp.abs(params["w"]).max()) <= 1 / np.sqrt(3)
+        trained = train_network(params, x, y, mask, steps=25, lr=5e-3)
+        expected = _numpy_adam_network(params, x, y, mask, 25, 5e-3)
+        for name in params:
+            np.testing.assert_allclose(trained[name], expected[name], rtol=1e-9, atol=1e-12)
+        # many steps fit the six seen pairs
+        fitted = train_network(params, x, y, mask, steps=2000, lr=5e-3)
+        seen_error = jnp.mean((network_forward(fitted, x[:6]) - y[:6]) ** 2)
+        assert float(seen_error) < 1e-3 * float(jnp.mean(y[:6] ** 2))
+        preds = network_prefix_predictions(kp, x, y, hidden=16, steps=25)
+        assert preds.shape == (8,) and float(preds[0]) == 0.0
+        # ŷ_i uses only the pairs before i: changing y_i leaves ŷ_1..ŷ_i unchanged
+        moved = network_prefix_predictions(kp, x, y.at[4].add(5.0), hidden=16, steps=25)
+        np.testing.assert_allclose(moved[:5], preds[:5], rtol=1e-12)
+        assert float(jnp.abs(moved[5:] - preds[5:]).max()) > 1e-3
+
+
+def _lstsq_fit(x, y):
+    return np.linalg.lstsq(np.asarray(x, np.float64), np.asarray(y, np.float64), rcond=None)[0]
+
+
+def test_ood_prompts_follow_their_definitions(key):
+    from iclab.tasks import FunctionClassTask, ood_prompts
+
+    task = FunctionClassTask(kind="linear", d=4, n_context=9)
+    for strategy in ("standard", "random_quadrants", "repeated_query", "half_subspace",
+                     "skewed", "scale_x", "scale_y"):
+        p = ood_prompts(task, key, 8, strategy, 2.0)
+        assert p.x.shape == (8, 10, 4)
+        for b in range(8):  # one linear function per prompt, queries included
+            w = _lstsq_fit(p.x[b], p.y[b])
+            np.testing.assert_allclose(np.asarray(p.x_query[b]) @ w, p.y_query[b], atol=1e-3)
+    std = ood_prompts(task, key, 8, "standard")
+    np.testing.assert_array_equal(std.x_query, std.x)
+    quad = ood_prompts(task, key, 8, "random_quadrants")
+    signs = np.sign(np.asarray(quad.x))
+    assert np.all(signs == signs[:, :1, :])  # one orthant per prompt
+    rep = ood_prompts(task, key, 8, "repeated_query")
+    for b in range(8):
+        for i in range(1, 10):
+            assert np.min(np.abs(np.asarray(rep.x[b, :i]) - np.asarray(rep.x_query[b, i])).max(1)
+                          ) == 0.0
+    orth = ood_prompts(task, key, 8, "orthogonal_query")
+    assert orth.x.shape == (8, 4, 4)  # min(K, d) points
+    for b in range(8):
+        for i in range(1, 4):
+            np.testing.assert_allclose(np.asarray(orth.x[b, :i]) @ np.asarray(orth.x_query[b, i]),
+                                       0.0, atol=1e-4)
+            np.testing.assert_allclose(np.linalg.norm(orth.x_query[b, i]),
+                                       np.linalg.norm(orth.x[b, i]), rtol=1e-4)
+    half = ood_prompts(task, key, 64, "half_subspace")
+    assert np.linalg.matrix_rank(np.asarray(half.x).reshape(-1, 4), tol=1e-4) == 2
+    assert np.mean(np.sum(np.asarray(half.x) ** 2, -1)) == pytest.approx(4.0, rel=0.1)
+    skew = ood_prompts(task, key, 2000, "skewed")
+    eig = np.sort(np.linalg.eigvalsh(np.cov(np.asarray(skew.x).reshape(-1, 4).T)))[::-1]
+    np.testing.assert_allclose(eig / eig[0], [1, 1 / 4, 1 / 9, 1 / 16], rtol=0.1, atol=0.005)
+    scaled = ood_prompts(task, key, 8, "scale_x", 3.0)
+    np.testing.assert_allclose(scaled.x, 3.0 * std.x, rtol=1e-6)
+    noisy = ood_prompts(task, key, 4000, "noisy_labels")
+    assert np.var(np.asarray(noisy.y)) == pytest.approx(4.0, rel=0.1)  # renormalised to d
+    with pytest.raises(ConfigError, match="strategy"):
+        ood_prompts(task, key, 8, "sideways")
+    with pytest.raises(ConfigError, match="task.kind"):
+        ood_prompts(FunctionClassTask(kind="quadratic", d=4), key, 8, "standard")
+
+
+def test_query_prompt_predictions_use_one_query_at_a_time(key):
+    from iclab.tasks import FunctionClassTask, ood_prompts, query_prompt_predictions
+
+    task = FunctionClassTask(kind="linear", d=3, n_context=6)
+    prompts = ood_prompts(task, key, 2, "repeated_query")
+    one = jax.tree.map(lambda a: a[0], prompts)
+    predict = lambda x, y: prefix_predictions("averaging", x, y)
+    got = query_prompt_predictions(predict, one)
+    for i in range(7):
+        x = np.asarray(one.x).copy()
+        x[i] = one.x_query[i]
+        y = np.asarray(one.y).copy()
+        y[i] = one.y_query[i]
+        expected = (x[:i].T @ y[:i] / max(i, 1)) @ x[i]
+        assert float(got[i]) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+    std = jax.tree.map(lambda a: a[0], ood_prompts(task, key, 2, "standard"))
+    np.testing.assert_allclose(query_prompt_predictions(predict, std, queries_differ=True),
+                               query_prompt_predictions(predict, std, queries_differ=False),
+                               rtol=1e-5)
+
+
+def test_curriculum_schedule_and_truncated_sampling(key):
+    from iclab.recipes.function_classes import CurriculumConfig
+    from iclab.tasks import FunctionClassTask
+
+    c = CurriculumConfig(enabled=True)
+    assert [tuple(int(v) for v in c.at(s, 20, 41)) for s in (0, 1999, 2000, 4000, 10**6)] == [
+        (5, 11), (5, 11), (6, 13), (7, 15), (20, 41)]
+    task = FunctionClassTask(kind="linear", d=6, n_context=5)
+    ex = task.sample(key, active_dims=3)
+    assert np.all(np.asarray(ex.x)[:, 3:] == 0)
+    np.testing.assert_allclose(ex.x @ ex.w, ex.y, rtol=1e-5)
+    sparse = FunctionClassTask(kind="sparse_linear", d=8, n_context=5, sparsity=2)
+    for i in range(5):
+        w = np.asarray(sparse.sample(jax.random.fold_in(key, i), active_dims=4).w)
+        assert np.count_nonzero(w) == 2 and np.all(w[4:] == 0)
+
+
+def test_masked_loss_equals_the_truncated_prompt_loss(key):
+    from iclab.recipes.function_classes import MaskedPrompts, prompt_loss
+    from iclab.tasks import FunctionClassTask, interleave
+
+    task = FunctionClassTask(kind="linear", d=3, n_context=6)
+    batch = task.sample_batch(key, 4)
+    model = GPT(GPTConfig(width=16, layers=1, heads=2).resolve(3), key=jax.random.key(1))
+    masked = prompt_loss(model, MaskedPrompts(batch, jnp.full((4,), 4)))
+    x, y = jax.vmap(all_points)(batch)
+    errors = [(model(interleave(x[b, :4], y[b, :4]))[::2] - y[b, :4]) ** 2 for b in range(4)]
+    assert float(masked) == pytest.approx(float(jnp.mean(jnp.stack(errors))), rel=1e-5)
+    assert float(prompt_loss(model, MaskedPrompts(batch, jnp.full((4,), 7)))) == pytest.approx(
+        float(prompt_loss(model, batch)), rel=1e-6)

@@ -62,12 +62,16 @@ class Problem:
         evaluate: (model, eval_data) → dict of scalar metrics; ``eval_data`` is a
             fixed pytree (held-out batch, baseline predictions, ...) passed as an
             argument, never baked into the graph.
+        sample_scheduled: optional (key, batch_size, step) → training batch, used instead of
+            ``sample_batch`` for training (curricula); ``step`` is the traced step counter,
+            so a schedule survives chunking and resume.
     """
 
     init_model: Callable[[PRNGKeyArray], eqx.Module]
     sample_batch: Callable[[PRNGKeyArray, int], Any]
     loss: Callable[[eqx.Module, Any], Array]
     evaluate: Callable[[eqx.Module, Any], dict[str, Array]]
+    sample_scheduled: Callable[[PRNGKeyArray, int, Array], Any] | None = None
 
 
 class TrainState(eqx.Module):
@@ -109,8 +113,11 @@ class Trainer:
 
     def _step_one(self, state: TrainState, _) -> tuple[TrainState, Array]:
         data_key = jax.random.wrap_key_data(state.data_key)
-        batch = self.problem.sample_batch(jax.random.fold_in(data_key, state.step),
-                                          self.train.batch_size)
+        key = jax.random.fold_in(data_key, state.step)
+        if self.problem.sample_scheduled is None:
+            batch = self.problem.sample_batch(key, self.train.batch_size)
+        else:
+            batch = self.problem.sample_scheduled(key, self.train.batch_size, state.step)
         loss, grads = jax.value_and_grad(
             lambda p: self.problem.loss(self.model(p), batch))(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)

@@ -9,10 +9,14 @@ scores 1) and shown with 90 % bootstrap intervals over the evaluation prompts.
 
 Any class of ``FunctionClassTask`` can be trained with ``--set task.kind=...``
 (linear, sparse_linear, quadratic, relu_net, decision_tree); errors are divided by
-the class's normaliser. Baselines: least squares, ridge, 3-NN and averaging, plus
-Lasso (ISTA) for sparse regression. Not implemented yet: the Adam-trained 2-layer
-network and tree/XGBoost baselines, the curriculum, and the out-of-distribution
-prompts. The claims are stated for the linear class.
+the class's normaliser. Baselines: least squares, ridge, 3-NN and averaging, a 2-layer
+ReLU network trained by Adam on each prefix (Garg et al.'s "2-layer NN"), plus Lasso
+(ISTA) for sparse regression. For the linear class the trained model and the baselines
+are also evaluated on Garg et al.'s out-of-distribution prompts (``ood_prompts``:
+random quadrants, orthogonal and repeated queries, half subspace, skewed covariance,
+scaled inputs and weights, noisy labels) — measured and reported, not claimed. Not
+implemented: the decision-tree / XGBoost baselines and the curriculum. The claims are
+stated for the linear class.
 
 Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
@@ -22,20 +26,30 @@ Warning:
 
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array
 
-from iclab._errors import check_positive_int
+from iclab._errors import check_nonnegative, check_positive, check_positive_int
 from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
 from iclab.instruments import bootstrap_mean_ci
 from iclab.models import GPT, GPTConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
-from iclab.solvers import lasso_weights, prefix_predictions
+from iclab.solvers import lasso_weights, network_prefix_predictions, prefix_predictions
 from iclab.store import MetricRows
-from iclab.tasks import FunctionClassTask, all_points, to_interleaved_tokens
+from iclab.tasks import (
+    FunctionClassTask,
+    RegressionExample,
+    all_points,
+    interleave,
+    ood_prompts,
+    query_prompt_predictions,
+    to_interleaved_tokens,
+)
 
 PAPER = ("Garg, Tsipras, Liang, Valiant: What Can Transformers Learn In-Context? A Case Study "
          "of Simple Function Classes, NeurIPS 2022 (arXiv 2208.01066).")
@@ -62,6 +76,61 @@ class PromptEvalConfig:
 
 
 @dataclass(frozen=True)
+class OODConfig:
+    """Args:
+        prompts: prompts per out-of-distribution strategy (0 = skip the evaluation).
+        scales: factors of the scale_x and scale_y strategies.
+        seed: key of the prompts.
+    """
+
+    prompts: int = 1280
+    scales: tuple[float, ...] = (1 / 3, 1 / 2, 2.0, 3.0)
+    seed: int = 11
+
+    def __post_init__(self):
+        check_nonnegative("ood.prompts", self.prompts)
+        for s in self.scales:
+            check_positive("ood.scales", s)
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Garg et al.'s curriculum (``curriculum.py``): every ``interval`` steps the active
+    input dimensions grow by ``dims_inc`` from ``dims_start`` up to ``task.d`` and the
+    prompt's points by ``points_inc`` from ``points_start`` up to N + 1. Inactive
+    coordinates of x are zeroed (so only the active part of w matters) and points beyond
+    the active count are left out of the loss — with a causal model the same as
+    truncating the prompt. ``enabled`` = False trains on the full task from step 0.
+    """
+
+    enabled: bool = False
+    dims_start: int = 5
+    dims_inc: int = 1
+    points_start: int = 11
+    points_inc: int = 2
+    interval: int = 2000
+
+    def __post_init__(self):
+        for key in ("dims_start", "points_start", "interval"):
+            check_positive_int(f"curriculum.{key}", getattr(self, key))
+        for key in ("dims_inc", "points_inc"):
+            check_nonnegative(f"curriculum.{key}", getattr(self, key))
+
+    def at(self, step, d: int, points: int):
+        """(active dimensions, active points) at ``step`` (traced or concrete)."""
+        stage = step // self.interval
+        return (jnp.minimum(d, self.dims_start + self.dims_inc * stage),
+                jnp.minimum(points, self.points_start + self.points_inc * stage))
+
+
+class MaskedPrompts(eqx.Module):
+    """A batch of prompts of which only the first ``points`` points count in the loss."""
+
+    example: RegressionExample
+    points: Array
+
+
+@dataclass(frozen=True)
 class FunctionClassesConfig:
     task: FunctionClassTask = field(default_factory=lambda: FunctionClassTask(
         kind="linear", d=20, n_context=40))
@@ -71,11 +140,15 @@ class FunctionClassesConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=500_000, batch_size=64, eval_every=5000, seeds=1))
     eval: PromptEvalConfig = field(default_factory=PromptEvalConfig)
+    ood: OODConfig = field(default_factory=OODConfig)
+    network_baseline: bool = True
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
 
 def full_config() -> FunctionClassesConfig:
-    """Garg et al.'s standard model and schedule (no curriculum yet): GPU-scale."""
-    return FunctionClassesConfig()
+    """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points):
+    GPU-scale."""
+    return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True))
 
 
 def quick_config() -> FunctionClassesConfig:
@@ -84,7 +157,8 @@ def quick_config() -> FunctionClassesConfig:
         task=FunctionClassTask(kind="linear", d=5, n_context=10),
         model=GPTConfig(width=64, layers=3, heads=2),
         optim=OptimConfig(name="adam", lr=1e-3, b2=0.999),
-        train=TrainConfig(steps=8000, batch_size=64, eval_every=500, seeds=2))
+        train=TrainConfig(steps=8000, batch_size=64, eval_every=500, seeds=2),
+        ood=OODConfig(prompts=256))
 
 
 def prompt_predictions(model, batch):
@@ -93,16 +167,33 @@ def prompt_predictions(model, batch):
 
 
 def prompt_loss(model, batch):
-    """Mean squared error over all prompts and all prefixes (Garg et al.'s objective)."""
+    """Mean squared error over all prompts and all prefixes (Garg et al.'s objective);
+    for ``MaskedPrompts`` only the first ``points`` predictions of each prompt count."""
+    points = None
+    if isinstance(batch, MaskedPrompts):
+        batch, points = batch.example, batch.points
     _, y = jax.vmap(all_points)(batch)
-    return jnp.mean((prompt_predictions(model, batch) - y) ** 2)
+    errors = (prompt_predictions(model, batch) - y) ** 2
+    if points is None:
+        return jnp.mean(errors)
+    mask = (jnp.arange(y.shape[1])[None, :] < points[:, None]).astype(errors.dtype)
+    return jnp.sum(errors * mask) / jnp.sum(mask)
 
 
 def make_problem(config: FunctionClassesConfig) -> Problem:
     model_config = config.model.resolve(config.task.d)
+    task, curriculum = config.task, config.curriculum
+    k = task.n_context + 1
+
+    def sample_scheduled(key, batch_size, step):
+        dims, points = curriculum.at(step, task.d, k)
+        return MaskedPrompts(task.sample_batch(key, batch_size, active_dims=dims),
+                             jnp.full((batch_size,), points))
+
     return Problem(init_model=lambda key: GPT(model_config, key=key),
-                   sample_batch=config.task.sample_batch, loss=prompt_loss,
-                   evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)})
+                   sample_batch=task.sample_batch, loss=prompt_loss,
+                   evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)},
+                   sample_scheduled=sample_scheduled if curriculum.enabled else None)
 
 
 def _lasso_prefix(x, y, alpha):
@@ -138,6 +229,11 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
         preds = jax.vmap(lambda a, b, lr=learner: prefix_predictions(lr, a, b))(x, y)
         curves[name] = bootstrap_mean_ci(np.asarray((preds - y) ** 2) / norm,
                                          config.eval.bootstrap)
+    if config.network_baseline:
+        keys = jax.random.split(jax.random.key(config.eval.seed + 1), x.shape[0])
+        preds = jax.jit(jax.vmap(network_prefix_predictions))(keys, x, y)
+        curves["2-layer NN (Adam)"] = bootstrap_mean_ci(np.asarray((preds - y) ** 2) / norm,
+                                                       config.eval.bootstrap)
     if config.task.kind == "sparse_linear":
         for alpha in LASSO_ALPHAS:
             preds = jax.vmap(lambda a, b, al=alpha: _lasso_prefix(a, b, al))(x, y)
@@ -154,6 +250,13 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
     for seed, errors in zip(seeds, per_seed, strict=True):
         for k in k_points:
             rows.add(int(k), seed, "error/transformer_seed", errors[:, k].mean())
+    ood = (ood_errors(config, [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
+                               for s in range(config.train.seeds)])
+           if config.task.kind == "linear" and config.ood.prompts else {})
+    for name, per_model in ood.items():
+        for learner, errors in per_model.items():
+            for k, value in enumerate(errors):
+                rows.add(k, -1, f"ood/{name}/{learner}", float(value))
     run_dir.write_metrics("final", rows)
 
     last = int(k_points[-1])
@@ -192,9 +295,73 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
     table = [[int(k)] + [float(curves[name][0][k]) for name in curves] for k in k_points]
     sections = [{"title": "Normalised error by number of in-context examples",
                  "table": {"columns": ["k"] + list(curves), "rows": table}}]
+    if ood:
+        figures.append(_ood_figure(ood, config, figures_dir))
+        d = config.task.d
+        sections.append({
+            "title": "Out-of-distribution prompts (measured, not claimed)",
+            "text": f"Normalised squared error (÷ {norm:g}) at k = d = {d} and at the last k; "
+                    "errors are not rescaled for scale_x / scale_y.",
+            "table": {"columns": ["prompts", f"transformer k={d}", f"least squares k={d}",
+                                  "transformer last k", "least squares last k",
+                                  "averaging last k"],
+                      "rows": [[name, float(v["transformer"][min(d, len(v["transformer"]) - 1)]),
+                                float(v["least squares"][min(d, len(v["transformer"]) - 1)]),
+                                float(v["transformer"][-1]), float(v["least squares"][-1]),
+                                float(v["averaging"][-1])] for name, v in ood.items()]}})
     write_report(run_dir, "Transformers learn linear functions in context", "function-classes",
                  PAPER, mode, [c.to_json() for c in claims], figures, sections)
     return claims
+
+
+def ood_errors(config: FunctionClassesConfig, models: list) -> dict[str, dict[str, np.ndarray]]:
+    """Mean normalised squared error per position on each out-of-distribution prompt set,
+    for the trained models (averaged over seeds), least squares and averaging."""
+    strategies = [("standard", 1.0), ("random_quadrants", 1.0), ("orthogonal_query", 1.0),
+                  ("repeated_query", 1.0), ("half_subspace", 1.0), ("skewed", 1.0)]
+    strategies += [(f"scale_{axis}", s) for axis in ("x", "y") for s in config.ood.scales]
+    strategies += [("noisy_labels", 1.0)]
+    norm = config.task.normaliser
+    out = {}
+    for i, (strategy, scale) in enumerate(strategies):
+        key = jax.random.fold_in(jax.random.key(config.ood.seed), i)
+        prompts = ood_prompts(config.task, key, config.ood.prompts, strategy, scale)
+        differ = strategy in ("random_quadrants", "orthogonal_query", "repeated_query")
+        predictors = {"transformer": [lambda x, y, m=m: m(interleave(x, y))[::2]
+                                      for m in models],
+                      "least squares": [lambda x, y: prefix_predictions("least_squares", x, y)],
+                      "averaging": [lambda x, y: prefix_predictions("averaging", x, y)]}
+        name = f"{strategy}×{scale:.3g}" if strategy.startswith("scale") else strategy
+        out[name] = {}
+        for learner, fns in predictors.items():
+            errors = []
+            for fn in fns:
+                preds = jax.jit(jax.vmap(lambda p, fn=fn, differ=differ:
+                                         query_prompt_predictions(fn, p, differ)))(prompts)
+                errors.append(np.asarray((preds - prompts.y_query) ** 2).mean(0) / norm)
+            out[name][learner] = np.mean(errors, axis=0)
+    return out
+
+
+def _ood_figure(ood: dict, config: FunctionClassesConfig, folder) -> dict:
+    names = list(ood)
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, axes = figure(cols, width=3.0, height=2.4 * rows, rows=rows)
+    for ax, name in zip(axes, names, strict=False):
+        for c, learner in enumerate(("transformer", "least squares", "averaging")):
+            values = ood[name][learner]
+            ax.plot(np.arange(len(values)), values, "o-" if c == 0 else "--", ms=2,
+                    color=f"C{c}", label=learner)
+        ax.axvline(config.task.d, color="gray", ls=":", lw=1)
+        ax.set_title(name, fontsize=8)
+        ax.set_ylim(-0.05, 2.0)
+    for ax in axes[len(names):]:
+        ax.axis("off")
+    axes[0].legend(fontsize=6)
+    return {"svg": save_figure(fig, folder, "ood_prompts"),
+            "caption": "Normalised squared error against the number of in-context examples on "
+                       "Garg et al.'s out-of-distribution prompts (dotted: k = d)."}
 
 
 RECIPE = register(Recipe(

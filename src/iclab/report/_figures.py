@@ -8,10 +8,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def figure(ncols: int = 1, width: float = 4.2, height: float = 3.2):
-    """A Figure with ``ncols`` axes side by side."""
+def figure(ncols: int = 1, width: float = 4.2, height: float = 3.2, rows: int = 1):
+    """A Figure with ``rows`` × ``ncols`` axes (``width`` per column, ``height`` in all),
+    returned as a flat array in row-major order."""
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(rows, ncols, squeeze=False).reshape(-1)
     return fig, axes
 
 

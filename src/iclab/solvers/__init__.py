@@ -26,6 +26,10 @@ from iclab.solvers._lasso import lasso_weights as lasso_weights
 from iclab.solvers._lasso import soft_threshold as soft_threshold
 from iclab.solvers._line_search import golden_section_search as golden_section_search
 from iclab.solvers._line_search import grid_then_golden as grid_then_golden
+from iclab.solvers._network import init_network as init_network
+from iclab.solvers._network import network_forward as network_forward
+from iclab.solvers._network import network_prefix_predictions as network_prefix_predictions
+from iclab.solvers._network import train_network as train_network
 from iclab.solvers._prefix import prefix_predictions as prefix_predictions
 from iclab.solvers._ridge import RidgePath as RidgePath
 from iclab.solvers._ridge import adaptive_ridge_weights as adaptive_ridge_weights

@@ -4,7 +4,11 @@ from iclab.tasks._dynamics import DynamicsTask as DynamicsTask
 from iclab.tasks._dynamics import Trajectory as Trajectory
 from iclab.tasks._dynamics import constructed_tokens as constructed_tokens
 from iclab.tasks._dynamics import past_states as past_states
+from iclab.tasks._function_classes import OOD_STRATEGIES as OOD_STRATEGIES
 from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
+from iclab.tasks._function_classes import QueryPrompts as QueryPrompts
+from iclab.tasks._function_classes import ood_prompts as ood_prompts
+from iclab.tasks._function_classes import query_prompt_predictions as query_prompt_predictions
 from iclab.tasks._induction import BurstyClassificationTask as BurstyClassificationTask
 from iclab.tasks._induction import BurstySequence as BurstySequence
 from iclab.tasks._induction import ItemLabelTask as ItemLabelTask
@@ -20,6 +24,7 @@ from iclab.tasks._induction import haar_unitary_real as haar_unitary_real
 from iclab.tasks._induction import one_hot_tokens as one_hot_tokens
 from iclab.tasks._induction import pauli_group as pauli_group
 from iclab.tasks._interleaved import all_points as all_points
+from iclab.tasks._interleaved import interleave as interleave
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (
     LinearRegressionTask as LinearRegressionTask,

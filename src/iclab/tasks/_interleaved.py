@@ -18,8 +18,12 @@ def all_points(example: RegressionExample) -> tuple[Float[Array, "k d"], Float[A
     return x, y
 
 
-def to_interleaved_tokens(example: RegressionExample) -> Float[Array, "2k d"]:
+def interleave(x: Float[Array, "k d"], y: Float[Array, " k"]) -> Float[Array, "2k d"]:
     """x_1, (y_1, 0…), x_2, (y_2, 0…), … as a (2K, d) array."""
-    x, y = all_points(example)
     y_tokens = jnp.zeros_like(x).at[:, 0].set(y)
     return jnp.stack([x, y_tokens], axis=1).reshape(-1, x.shape[1])
+
+
+def to_interleaved_tokens(example: RegressionExample) -> Float[Array, "2k d"]:
+    """The interleaved tokens of a task's context and query."""
+    return interleave(*all_points(example))
