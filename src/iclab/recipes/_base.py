@@ -40,6 +40,7 @@ def recipes() -> dict[str, Recipe]:
     import iclab.recipes.icl_gd_deep  # noqa: F401
     import iclab.recipes.induction_heads  # noqa: F401
     import iclab.recipes.mesa  # noqa: F401
+    import iclab.recipes.nonlinear_regression  # noqa: F401
     import iclab.recipes.versatile_lt  # noqa: F401
 
     return dict(sorted(_REGISTRY.items()))

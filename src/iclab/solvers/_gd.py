@@ -54,6 +54,38 @@ def one_step_optimal_lr(batch: RegressionExample) -> Float[Array, ""]:
     return jnp.sum(a * batch.y_query) / jnp.sum(a * a)
 
 
+def fit_one_step_from_init(batch: RegressionExample, iterations: int = 20
+                           ) -> tuple[Float[Array, " d"], Float[Array, ""]]:
+    """(w₀, η) minimising Σ_b (ŷ_b − y_b)² for one GD step from a shared w₀,
+    ŷ = w₀ᵀx_q + (η/N) Σ_j (y_j − w₀ᵀx_j) x_jᵀx_q, by exact alternating least squares from
+    (0, η*(w₀ = 0)):
+
+        given η:  ŷ − η g = w₀ᵀ z with g = (1/N) Σ_j y_j x_jᵀx_q, z = (I − η Σ̂) x_q, Σ̂ = XᵀX/N;
+        given w₀: ŷ − w₀ᵀx_q = η b with b = (1/N) Σ_j (y_j − w₀ᵀx_j) x_jᵀx_q.
+
+    Each update is an exact minimisation, so the loss never increases (the regression
+    counterpart of ``fit_gd_step``, Proposition 1 of von Oswald et al. 2023b).
+    """
+    n = batch.x.shape[1]
+    g = jnp.einsum("bn,bnd,bd->b", batch.y, batch.x, batch.x_query) / n
+    cov_q = jnp.einsum("bnd,bne,be->bd", batch.x, batch.x, batch.x_query) / n  # Σ̂ x_q
+
+    def eta_given(w0):
+        b = g - jnp.einsum("bnd,d,bne,be->b", batch.x, w0, batch.x, batch.x_query) / n
+        return jnp.sum(b * (batch.y_query - batch.x_query @ w0)) / jnp.sum(b * b)
+
+    def w0_given(eta):
+        z = batch.x_query - eta * cov_q
+        return jnp.linalg.lstsq(z, batch.y_query - eta * g)[0]
+
+    w0 = jnp.zeros(batch.x.shape[-1], batch.x.dtype)
+    eta = eta_given(w0)
+    for _ in range(iterations):  # unrolled: no ``while`` loop around the solve
+        w0 = w0_given(eta)
+        eta = eta_given(w0)
+    return w0, eta
+
+
 def tune_gd_lr(batch: RegressionExample, steps: int = 1) -> tuple[float, float]:
     """η minimising the k-step GD loss on ``batch``: grid search then golden section.
 
