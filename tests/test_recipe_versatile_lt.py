@@ -54,17 +54,30 @@ def test_config_validation():
         apply_overrides(quick_config(), ["variants=diag,mlp"])
     with pytest.raises(ConfigError, match="layers"):
         apply_overrides(quick_config(), ["layers=0"])
+    settings = apply_overrides(quick_config(), ["categorical=1+3,1+3+5"]).settings()
+    assert [s["label"] for s in settings] == ["σmax=5", "σ∈{1,3}", "σ∈{1,3,5}"]
+    assert settings[2]["task"].noise_levels == (1.0, 3.0, 5.0)
+    assert settings[2]["task"].mean_noise_variance == pytest.approx(35 / 3)
+    for bad in ("categorical=1+x", "categorical=1+-3"):
+        with pytest.raises(ConfigError, match="categorical"):
+            apply_overrides(quick_config(), [bad])
+    with pytest.raises(ConfigError, match="sigma_max"):
+        apply_overrides(quick_config(), ["sigma_max="])
 
 
 def test_smoke_run(tmp_path):
     code = main(["run", "versatile-lt", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "layers=1,4", "--set", "train.steps=60", "--set", "train.eval_every=30",
                  "--set", "eval.tasks=2000", "--set", "eval.profile_points=3",
-                 "--set", "eval.profile_tasks=500", "--set", "train.batch_size=128"])
+                 "--set", "eval.profile_tasks=500", "--set", "train.batch_size=128",
+                 "--set", "categorical=1+3"])
     assert code in (0, 1)
     (run,) = (tmp_path / "versatile-lt").iterdir()
     claims = json.loads((run / "claims.json").read_text())
-    assert [c["id"] for c in claims] == ["one_layer_analytic_σmax=5", "full_vs_diag_σmax=5",
-                                         "gdpp_plateau_σmax=5", "beats_adarr_diag_σmax=5",
-                                         "beats_adarr_full_σmax=5"]
+    assert [c["id"] for c in claims] == [
+        "one_layer_analytic_σmax=5", "full_vs_diag_σmax=5", "gdpp_plateau_σmax=5",
+        "beats_adarr_diag_σmax=5", "beats_adarr_full_σmax=5",
+        "one_layer_analytic_σ∈{1,3}", "full_beats_diag_σ∈{1,3}", "gdpp_plateau_σ∈{1,3}",
+        "beats_adarr_diag_σ∈{1,3}", "beats_adarr_full_σ∈{1,3}"]
+    assert (run / "figures" / "sigma_max_1.svg").exists()
     assert "<svg" in (run / "report.html").read_text()

@@ -1,15 +1,18 @@
 """versatile-lt: "Linear Transformers are Versatile In-Context Learners" (Vladymyrov et al. 2024).
 
-Claims reproduced (arXiv 2402.14180, Table 1, Figs. 1–2): on linear regression
+Claims reproduced (arXiv 2402.14180, Table 1, Figs. 1–3): on linear regression
 with a noise level σ_τ ~ U(0, σ_max) drawn per sequence (D = 10, N = 20, x, w ~ N(0, I),
-noise-free query), linear transformers discover adaptive algorithms. Measured by the
+noise-free query) — or drawn from a categorical set such as {1, 3} — linear
+transformers discover adaptive algorithms. Measured by the
 *adjusted loss* (model loss minus the loss of the oracle ridge with λ = σ_τ²):
 
 * a 1-layer model reaches the analytic optimum of one preconditioned GD step,
   ½[D − ND/(N + D + 1 + Eσ²)] (``icl_tasks.md`` §B.7), minus the oracle;
 * FULL (dense P, Q) and DIAG (diagonal P, Q) parametrisations perform alike;
 * GD++ plateaus at about the level of ConstRR (one global λ);
-* deeper FULL / DIAG models beat AdaRR (λ = unbiased noise estimate) at large σ_max.
+* deeper FULL / DIAG models beat AdaRR (λ = unbiased noise estimate) at large σ_max;
+* on categorical noise FULL beats DIAG in distribution (replacing "FULL ≈ DIAG"), and
+  4-layer models beat AdaRR when the largest level is ≥ 3.
 
 All models are single-head, without MLP or LayerNorm, keys and values from the
 context only. Each depth is a separately trained model, and the best of the seeds
@@ -71,12 +74,15 @@ class VersatileEvalConfig:
 class VersatileLTConfig:
     """Args:
         sigma_max: the uniform noise settings σ_τ ~ U(0, σ_max), one experiment each.
+        categorical: categorical noise settings, σ_τ uniform over a set written with "+"
+            ("1+3" is {1, 3}; the paper's Fig. 3 uses {1, 3} and {1, 3, 5}).
         layers: depths L; each (variant, L) is a separate model.
         variants: among "full", "diag", "gdpp".
         task: D, N and the input distribution (noise fields are set per σ_max).
     """
 
     sigma_max: tuple[float, ...] = (1.0, 3.0, 5.0, 7.0)
+    categorical: tuple[str, ...] = ("1+3", "1+3+5")
     layers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     variants: tuple[str, ...] = VARIANTS
     task: LinearRegressionTask = field(default_factory=lambda: LinearRegressionTask(
@@ -87,8 +93,19 @@ class VersatileLTConfig:
     eval: VersatileEvalConfig = field(default_factory=VersatileEvalConfig)
 
     def __post_init__(self):
-        if not self.sigma_max or any(s < 0 for s in self.sigma_max):
+        if any(s < 0 for s in self.sigma_max):
             raise ConfigError("sigma_max", self.sigma_max, "a list of numbers >= 0")
+        for levels in self.categorical:
+            try:
+                values = [float(v) for v in levels.split("+")]
+            except ValueError:
+                values = [-1.0]
+            if not values or any(v < 0 for v in values):
+                raise ConfigError("categorical", self.categorical, "a list of noise sets such "
+                                  "as 1+3,1+3+5 (numbers >= 0 joined by '+')")
+        if not self.sigma_max and not self.categorical:
+            raise ConfigError("sigma_max", self.sigma_max, "at least one noise setting (a "
+                              "uniform σ_max or a categorical set)")
         if not self.layers or any(isinstance(v, bool) or v < 1 for v in self.layers):
             raise ConfigError("layers", self.layers, "a list of integers >= 1")
         if not self.variants or any(v not in VARIANTS for v in self.variants):
@@ -96,6 +113,17 @@ class VersatileLTConfig:
 
     def task_for(self, sigma_max: float) -> LinearRegressionTask:
         return dataclasses.replace(self.task, noise_dist="uniform", noise_std=float(sigma_max))
+
+    def settings(self) -> list[dict]:
+        """Every noise setting: {"label", "task", "scale" (the largest σ), "kind"}."""
+        out = [{"label": f"σmax={s:g}", "task": self.task_for(s), "scale": float(s),
+                "kind": "uniform", "sigma_max": float(s)} for s in self.sigma_max]
+        for levels in self.categorical:
+            values = tuple(float(v) for v in levels.split("+"))
+            task = dataclasses.replace(self.task, noise_dist="categorical", noise_levels=values)
+            out.append({"label": "σ∈{" + ",".join(f"{v:g}" for v in values) + "}", "task": task,
+                        "scale": max(values), "kind": "categorical", "sigma_max": None})
+        return out
 
 
 def full_config() -> VersatileLTConfig:
@@ -107,7 +135,7 @@ def quick_config() -> VersatileLTConfig:
     """σ_max = 5, L = 1..4, 3000 steps at batch 512, Adam lr 1e-2 (warm-up + cosine, clip 1),
     best of 2 seeds."""
     return VersatileLTConfig(
-        sigma_max=(5.0,), layers=(1, 2, 3, 4),
+        sigma_max=(5.0,), categorical=(), layers=(1, 2, 3, 4),
         optim=OptimConfig(name="adam", lr=1e-2, b2=0.999, clip_norm=1.0,
                           schedule="warmup_cosine", warmup_steps=300),
         train=TrainConfig(steps=3000, batch_size=512, eval_every=500, seeds=2))
@@ -159,8 +187,8 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
 
     d = config.task.d
     results = []
-    for s_index, sigma_max in enumerate(config.sigma_max):
-        task = config.task_for(sigma_max)
+    for s_index, setting in enumerate(config.settings()):
+        task, label = setting["task"], setting["label"]
         eval_batch = task.sample_batch(jax.random.key(config.eval.seed), config.eval.tasks)
         tune_batch = task.sample_batch(jax.random.key(config.eval.seed + 1), config.eval.tasks)
         path = RidgePath(eval_batch)
@@ -173,10 +201,12 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
                      - oracle}
         analytic = analytic_one_layer_loss(task)
         analytic_model = analytic_one_layer_model(task)
-        console.print(f"σ_max = {sigma_max:g}: oracle {oracle:.4f}; adjusted ConstRR "
+        console.print(f"{label}: oracle {oracle:.4f}; adjusted ConstRR "
                       f"{baselines['ConstRR']:.4f} (λ={const_lam:.3g}), AdaRR "
                       f"{baselines['AdaRR']:.4f}, TunedRR {baselines['TunedRR']:.4f}")
-        entry = {"sigma_max": sigma_max, "oracle": oracle, "baselines": baselines,
+        entry = {"sigma_max": setting["sigma_max"], "label": label, "scale": setting["scale"],
+                 "kind": setting["kind"], "levels": task.noise_levels, "oracle": oracle,
+                 "baselines": baselines,
                  "const_lambda": const_lam, "tuned": [cap, scale],
                  "analytic_population": analytic,
                  "analytic_adjusted": None if analytic_model is None else
@@ -188,7 +218,7 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
                 init = lambda key, v=variant, L=depth: make_model(v, L, d + 1, key)
                 trainer = Trainer(regression_problem(task, init), config.optim, config.train)
                 start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-                with training_progress(console, f"σmax={sigma_max:g} {variant} L={depth}",
+                with training_progress(console, f"{label} {variant} L={depth}",
                                        config.train.steps, start) as progress:
                     state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=tag)
                 models = [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
@@ -209,8 +239,8 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
 def _profile(config, task, entry):
     """Adjusted loss vs a fixed σ over [0, σ_max + 1] for the deepest model of each variant
     and for the ridge baselines (ConstRR and TunedRR keep the λ tuned on the mixture)."""
-    sigma_max, deepest = entry["sigma_max"], max(config.layers)
-    sigmas = np.linspace(0.0, sigma_max + 1.0, config.eval.profile_points)
+    deepest = max(config.layers)
+    sigmas = np.linspace(0.0, entry["scale"] + 1.0, config.eval.profile_points)
     out = {"sigma": sigmas.tolist(), "ConstRR": [], "AdaRR": [], "TunedRR": []}
     out.update({v: [] for v in config.variants})
     cap, scale = entry["tuned"]
@@ -249,10 +279,12 @@ def _claims(config, results):
     claims = []
     deepest = max(config.layers)
     for entry in results:
-        tag = f"σmax={entry['sigma_max']:g}"
+        tag = entry["label"]
         models = entry["models"]
         best = lambda v, L, models=models: min(models[(v, L)]["adjusted"])
         is5 = entry["sigma_max"] == 5.0
+        categorical = entry["kind"] == "categorical"
+        paper_13 = {"full": 0.032, "diag": 0.043} if tag == "σ∈{1,3}" else None
         if 1 in config.layers and entry["analytic_adjusted"] is not None:
             one = min(best(v, 1) for v in config.variants)
             claims.append(check(
@@ -260,7 +292,14 @@ def _claims(config, results):
                 f"optimal GD step on the same sequences ({tag}): |L₁ / L₁* − 1|",
                 abs(one / entry["analytic_adjusted"] - 1), "<=", 0.02,
                 paper=0.906 if is5 else None))
-        if {"full", "diag"} <= set(config.variants):
+        if {"full", "diag"} <= set(config.variants) and categorical and deepest >= 2:
+            claims.append(check(
+                f"full_beats_diag_{tag}", f"on categorical noise FULL beats DIAG in "
+                f"distribution ({tag}, L={deepest}): L_FULL / L_DIAG",
+                best("full", deepest) / best("diag", deepest), "<", 1.0,
+                paper=round(paper_13["full"] / paper_13["diag"], 3)
+                if paper_13 and deepest == 4 else None))
+        elif {"full", "diag"} <= set(config.variants):
             gaps = [abs(best("full", L) / best("diag", L) - 1) for L in config.layers]
             claims.append(check(
                 f"full_vs_diag_{tag}", f"FULL ≈ DIAG ({tag}): mean over depths of "
@@ -274,7 +313,7 @@ def _claims(config, results):
                 f"gdpp_plateau_{tag}", f"GD++ plateaus at ConstRR's level ({tag}, "
                 f"L={deepest}): |L_GD++ / L_ConstRR − 1|", abs(ratio - 1), "<=", 0.15,
                 paper=round(abs(0.344 / 0.365 - 1), 3) if is5 else None))
-        if deepest >= 4 and entry["sigma_max"] >= 4:
+        if deepest >= 4 and (entry["scale"] >= 4 if not categorical else entry["scale"] >= 3):
             paper = {"full": 0.065, "diag": 0.059}
             for variant in ("diag", "full"):
                 if variant not in config.variants:
@@ -283,7 +322,9 @@ def _claims(config, results):
                     f"beats_adarr_{variant}_{tag}", f"{deepest}-layer {variant.upper()} beats "
                     f"AdaRR ({tag}): L_{variant.upper()} / L_AdaRR",
                     best(variant, deepest) / entry["baselines"]["AdaRR"], "<", 1.0,
-                    paper=round(paper[variant] / 0.068, 3) if is5 and deepest == 4 else None))
+                    paper=(round(paper[variant] / 0.068, 3) if is5 and deepest == 4 else
+                           round(paper_13[variant] / 0.051, 3) if paper_13 and deepest == 4
+                           else None)))
     return claims
 
 
@@ -312,7 +353,7 @@ def _write(config, run_dir, results, claims, mode):
         ax.set_yscale("log")
         ax.set_xlabel("layers")
         ax.set_ylabel("adjusted loss (best seed)")
-        ax.set_title(f"σ ~ U(0, {entry['sigma_max']:g})", fontsize=9)
+        ax.set_title(entry["label"], fontsize=9)
         ax.legend(fontsize=7)
         profile, ax = entry["profile"], axes[1]
         for c, variant in enumerate(config.variants):
@@ -321,7 +362,11 @@ def _write(config, run_dir, results, claims, mode):
                           f"L={max(config.layers)}")
         for c, name in enumerate(("ConstRR", "AdaRR", "TunedRR")):
             ax.plot(profile["sigma"], profile[name], "--", color=f"C{c + 3}", label=name)
-        ax.axvspan(0, entry["sigma_max"], color="gray", alpha=0.1)
+        if entry["kind"] == "uniform":
+            ax.axvspan(0, entry["scale"], color="gray", alpha=0.1)
+        else:
+            for level in entry["levels"]:
+                ax.axvline(level, color="gray", alpha=0.3)
         ax.set_xlabel("noise σ of the sequence")
         ax.set_ylabel("adjusted loss")
         ax.set_yscale("symlog", linthresh=1e-2)
@@ -335,8 +380,8 @@ def _write(config, run_dir, results, claims, mode):
         ax.set_title(f"implicit weights, {implicit['variant'].upper()}", fontsize=9)
         ax.legend(fontsize=7)
         figures.append({"svg": save_figure(fig, figures_dir, f"sigma_max_{s_index}"),
-                        "caption": f"σ_max = {entry['sigma_max']:g}. Left: adjusted loss vs "
-                        "depth. Middle: per-σ profile (shaded: training range). Right: the "
+                        "caption": f"{entry['label']}. Left: adjusted loss vs "
+                        "depth. Middle: per-σ profile (shaded / lines: training noise). Right: the "
                         "implicit weight vector read out after each layer, against OLS, the "
                         "oracle ridge solution and the true w."})
         for variant in config.variants:
@@ -344,22 +389,22 @@ def _write(config, run_dir, results, claims, mode):
                 adjusted = entry["models"][(variant, depth)]["adjusted"]
                 paper = (PAPER_SIGMA5[variant][depth - 1]
                          if entry["sigma_max"] == 5.0 and depth <= 7 else None)
-                summary.append([entry["sigma_max"], variant, depth, min(adjusted),
+                summary.append([entry["label"], variant, depth, min(adjusted),
                                 float(np.mean(adjusted)), paper])
         for name, value in entry["baselines"].items():
-            summary.append([entry["sigma_max"], name, "–", value, value,
+            summary.append([entry["label"], name, "–", value, value,
                             PAPER_SIGMA5[name] if entry["sigma_max"] == 5.0 else None])
         if entry["analytic_adjusted"] is not None:
-            summary.append([entry["sigma_max"], "analytic 1-layer, same sequences", 1,
+            summary.append([entry["label"], "analytic 1-layer, same sequences", 1,
                             entry["analytic_adjusted"], entry["analytic_adjusted"], None])
-            summary.append([entry["sigma_max"], "analytic 1-layer, population − oracle", 1,
+            summary.append([entry["label"], "analytic 1-layer, population − oracle", 1,
                             entry["analytic_population"] - entry["oracle"],
                             entry["analytic_population"] - entry["oracle"], None])
     sections.append({"title": "Adjusted losses",
                      "text": "Adjusted loss = loss − oracle ridge loss (λ = σ_τ²) on the same "
                              "sequences. 'best' is the best seed (as in the paper), 'mean' the "
                              "mean over seeds; paper values are Table 1 (σ_max = 5 only).",
-                     "table": {"columns": ["σ_max", "method", "layers", "best", "mean", "paper"],
+                     "table": {"columns": ["noise", "method", "layers", "best", "mean", "paper"],
                                "rows": summary}})
     run_dir.write_metrics("final", rows)
     write_report(run_dir, "Linear transformers are versatile in-context learners", "versatile-lt",
