@@ -367,6 +367,7 @@ def _ood_figure(ood: dict, config: FunctionClassesConfig, folder) -> dict:
 RECIPE = register(Recipe(
     name="function-classes",
     description="a GPT-style transformer learns linear regression in context, close to least "
-                "squares (Garg et al. 2022; linear class so far)",
+                "squares; out-of-distribution prompts (Garg et al. 2022; claims for the linear "
+                "class)",
     paper=PAPER, config_type=FunctionClassesConfig, full=full_config, quick=quick_config,
     run=run))
