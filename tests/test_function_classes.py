@@ -76,7 +76,7 @@ def test_function_classes_smoke_run(tmp_path):
 
     code = main(["run", "function-classes", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=40", "--set", "train.eval_every=20",
-                 "--set", "eval.prompts=128", "--set", "eval.bootstrap=50",
+                 "--set", "eval.prompts=64", "--set", "eval.bootstrap=50",
                  "--set", "model.width=16", "--set", "model.layers=1",
                  "--set", "ood.prompts=16"])
     assert code in (0, 1)

@@ -10,13 +10,15 @@ scores 1) and shown with 90 % bootstrap intervals over the evaluation prompts.
 Any class of ``FunctionClassTask`` can be trained with ``--set task.kind=...``
 (linear, sparse_linear, quadratic, relu_net, decision_tree); errors are divided by
 the class's normaliser. Baselines: least squares, ridge, 3-NN and averaging, a 2-layer
-ReLU network trained by Adam on each prefix (Garg et al.'s "2-layer NN"), plus Lasso
-(ISTA) for sparse regression. For the linear class the trained model and the baselines
-are also evaluated on Garg et al.'s out-of-distribution prompts (``ood_prompts``:
-random quadrants, orthogonal and repeated queries, half subspace, skewed covariance,
-scaled inputs and weights, noisy labels) — measured and reported, not claimed. Not
-implemented: the decision-tree / XGBoost baselines and the curriculum. The claims are
-stated for the linear class.
+ReLU network trained by Adam on each prefix (Garg et al.'s "2-layer NN"), Lasso (ISTA)
+for sparse regression, and a greedy regression tree of the task's depth
+(``tree_prefix_predictions``, CART) for decision trees. For the linear class the
+trained model and the baselines are also evaluated on Garg et al.'s
+out-of-distribution prompts (``ood_prompts``: random quadrants, orthogonal and
+repeated queries, half subspace, skewed covariance, scaled inputs and weights, noisy
+labels) — measured and reported, not claimed. The full mode follows Garg et al.'s
+curriculum (``CurriculumConfig``). Not implemented: the unbounded-depth tree and
+XGBoost baselines. The claims are stated for the linear class.
 
 Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
@@ -39,7 +41,12 @@ from iclab.models import GPT, GPTConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
-from iclab.solvers import lasso_weights, network_prefix_predictions, prefix_predictions
+from iclab.solvers import (
+    lasso_weights,
+    network_prefix_predictions,
+    prefix_predictions,
+    tree_prefix_predictions,
+)
 from iclab.store import MetricRows
 from iclab.tasks import (
     FunctionClassTask,
@@ -234,6 +241,11 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
         preds = jax.jit(jax.vmap(network_prefix_predictions))(keys, x, y)
         curves["2-layer NN (Adam)"] = bootstrap_mean_ci(np.asarray((preds - y) ** 2) / norm,
                                                        config.eval.bootstrap)
+    if config.task.kind == "decision_tree":
+        preds = jax.jit(jax.vmap(lambda a, b: tree_prefix_predictions(a, b, config.task.depth)))(
+            x, y)
+        curves[f"greedy tree (depth {config.task.depth})"] = bootstrap_mean_ci(
+            np.asarray((preds - y) ** 2) / norm, config.eval.bootstrap)
     if config.task.kind == "sparse_linear":
         for alpha in LASSO_ALPHAS:
             preds = jax.vmap(lambda a, b, al=alpha: _lasso_prefix(a, b, al))(x, y)

@@ -42,3 +42,6 @@ from iclab.solvers._ridge import ridge_weights as ridge_weights
 from iclab.solvers._ridge import tune_const_ridge as tune_const_ridge
 from iclab.solvers._ridge import tune_tuned_ridge as tune_tuned_ridge
 from iclab.solvers._ridge import weights_loss as weights_loss
+from iclab.solvers._tree import fit_tree as fit_tree
+from iclab.solvers._tree import tree_predict as tree_predict
+from iclab.solvers._tree import tree_prefix_predictions as tree_prefix_predictions
