@@ -30,6 +30,7 @@ slow: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_icl_gd.py
 	$(BIN)/python benchmarks/bench_mesa.py
+	$(BIN)/python benchmarks/bench_disentangled.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
