@@ -289,6 +289,9 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
         ax.plot(k_points, mean, "o-" if name == "transformer" else "--", color=f"C{c}",
                 label=name, ms=3)
         ax.fill_between(k_points, low, high, color=f"C{c}", alpha=0.2)
+        if name == "transformer" and len(per_seed) > 1:
+            for errors in per_seed:  # each training seed, thin
+                ax.plot(k_points, errors.mean(0), "-", color=f"C{c}", lw=0.7, alpha=0.5)
     ax.axvline(config.task.d, color="gray", ls=":", lw=1)
     ax.set_xlabel("in-context examples k")
     ax.set_ylabel(f"squared error / {norm:g}")
@@ -296,8 +299,9 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
     ax.legend(fontsize=8)
     figures = [{"svg": save_figure(fig, figures_dir, "error_vs_k"),
                 "caption": "Normalised squared error of the k+1-th prediction against the "
-                           "number of in-context examples k (bands: 90 % bootstrap intervals; "
-                           "dotted line: k = d)."}]
+                           "number of in-context examples k (bands: 90 % bootstrap intervals "
+                           "over prompts; thin lines: the transformer's training seeds; dotted "
+                           "line: k = d)."}]
     fig, (ax,) = figure(1, width=6)
     plot_metric_by_seed(ax, metrics, "test_loss", "transformer (all prefixes)")
     ax.set_yscale("log")

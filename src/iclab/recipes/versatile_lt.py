@@ -348,6 +348,9 @@ def _write(config, run_dir, results, claims, mode):
             ax.plot(config.layers, [min(entry["models"][(variant, L)]["adjusted"])
                                     for L in config.layers], "o-", color=f"C{c}",
                     label=variant.upper() if variant != "gdpp" else "GD++")
+            for L in config.layers:  # every seed, as dots: the spread behind the best
+                seeds = entry["models"][(variant, L)]["adjusted"]
+                ax.scatter([L] * len(seeds), seeds, color=f"C{c}", s=8, alpha=0.4)
         for c, name in enumerate(("ConstRR", "AdaRR", "TunedRR")):
             ax.axhline(entry["baselines"][name], color=f"C{c + 3}", ls="--", label=name)
         ax.set_yscale("log")
@@ -380,10 +383,11 @@ def _write(config, run_dir, results, claims, mode):
         ax.set_title(f"implicit weights, {implicit['variant'].upper()}", fontsize=9)
         ax.legend(fontsize=7)
         figures.append({"svg": save_figure(fig, figures_dir, f"sigma_max_{s_index}"),
-                        "caption": f"{entry['label']}. Left: adjusted loss vs "
-                        "depth. Middle: per-σ profile (shaded / lines: training noise). Right: the "
-                        "implicit weight vector read out after each layer, against OLS, the "
-                        "oracle ridge solution and the true w."})
+                        "caption": f"{entry['label']}. Left: adjusted loss vs depth "
+                        "(line: best seed; dots: every seed). Middle: per-σ profile (shaded / "
+                        "lines: training noise). Right: the implicit weight vector read out "
+                        "after each layer, against OLS, the oracle ridge solution and the "
+                        "true w."})
         for variant in config.variants:
             for depth in config.layers:
                 adjusted = entry["models"][(variant, depth)]["adjusted"]
