@@ -271,8 +271,8 @@ def subspace_check(config: DisentangledConfig, haar_control: bool) -> dict:
     ``subspace_pairs`` task: every canonical sequence under the finite symmetry group
     (``finite_symmetry_orbit``), or (``haar_control``) as many i.i.d. Haar-rotated
     sequences. Returns per-step relative residuals outside the subspace, losses, and the
-    largest deviation of the 19 coordinates from the reduced dynamics (same learning rate
-    divided by D ‖B‖²-normalisation, i.e. lr / D on the coordinates)."""
+    largest deviation of the 19 coordinates from the reduced dynamics run alongside (GD on
+    the coordinates with lr / D: the basis matrices have ‖B‖²_F = D)."""
     with jax.enable_x64(True):
         task = OrthonormalPairsTask(n_pairs=config.subspace_pairs)
         d, lr = task.width, config.subspace_lr
