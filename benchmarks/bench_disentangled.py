@@ -10,22 +10,14 @@ Usage: python benchmarks/bench_disentangled.py [--n 8,16,32,64,128] [--repeats 5
 
 import argparse
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 
+from _timing import timed
 from iclab.engine import pairs_population_loss
 from iclab.models import DisentangledCoordinates, DisentangledTransformer
 from iclab.tasks import OrthonormalPairsTask, finite_symmetry_orbit
-
-
-def timed(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(fn(*args))
-    return (time.perf_counter() - start) / repeats
 
 
 def main():

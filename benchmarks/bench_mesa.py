@@ -13,11 +13,11 @@ Usage: python benchmarks/bench_mesa.py [--batch 256] [--repeats 10]
 import argparse
 import functools
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 
+from _timing import timed
 from iclab.engine import sequence_loss_per_step
 from iclab.models import (
     CausalTransformer,
@@ -26,14 +26,6 @@ from iclab.models import (
     mesa_attention_forgetting,
 )
 from iclab.tasks import DynamicsTask, constructed_tokens
-
-
-def timed(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        jax.block_until_ready(fn(*args))
-    return (time.perf_counter() - start) / repeats
 
 
 def main():
