@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_icl_gd.py
 	$(BIN)/python benchmarks/bench_mesa.py
 	$(BIN)/python benchmarks/bench_disentangled.py
+	$(BIN)/python benchmarks/bench_concurrent.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

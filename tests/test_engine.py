@@ -5,7 +5,14 @@ import pytest
 
 from helpers import eval_batch, small_trainer, tree_allclose
 from iclab._errors import ConfigError
-from iclab.engine import OptimConfig, TrainConfig, make_optimizer
+from iclab.engine import (
+    FitJob,
+    OptimConfig,
+    TrainConfig,
+    default_workers,
+    fit_concurrently,
+    make_optimizer,
+)
 from iclab.solvers import tune_gd_lr
 from iclab.store import RunDir
 
@@ -148,3 +155,53 @@ def test_scheduled_sampling_sees_the_step():
     state, first = trainer.chunk(state, 3)
     state, second = trainer.chunk(state, 3)
     np.testing.assert_array_equal(np.concatenate([first[0], second[0]]), np.arange(6.0))
+
+
+def test_concurrent_training_equals_one_at_a_time(tmp_path):
+    """Models trained side by side in threads get bit-identical parameters, and each
+    writes its own metrics and checkpoint under its tag."""
+    batch = eval_batch()
+    jobs = lambda: [FitJob(small_trainer(seed=s, lr=lr), batch, tag=f"m{s}", cost=c)
+                    for s, lr, c in ((0, 1e-2, 1.0), (1, 3e-2, 2.0))]
+    alone = fit_concurrently(jobs(), workers=1)
+    run = RunDir.create(tmp_path, "unit", {})
+    together = fit_concurrently(jobs(), run=run, workers=2)
+    for a, b in zip(alone, together, strict=True):
+        assert tree_allclose(a.params, b.params, rtol=0, atol=0)
+    assert not tree_allclose(alone[0].params, alone[1].params)
+    assert {run.checkpoint_step(f"checkpoint-m{s}") for s in range(2)} == {60}
+    assert {m.split("/")[0] for m in run.metrics().metric.unique()} == {"m0", "m1"}
+
+
+def test_concurrent_training_stops_the_others_on_failure_and_resumes(tmp_path):
+    batch = eval_batch()
+    reference = small_trainer(steps=400).fit(batch)
+
+    class Boom(Exception):
+        pass
+
+    def explode(step, metrics):
+        if step == 0:
+            raise Boom
+        return False
+
+    run = RunDir.create(tmp_path, "unit", {})
+    jobs = [FitJob(small_trainer(steps=400), batch, tag="long"),
+            FitJob(small_trainer(steps=400), batch, tag="bad", stop=explode)]
+    with pytest.raises(Boom):
+        fit_concurrently(jobs, run=run, workers=2)
+    stopped_at = run.checkpoint_step("checkpoint-long")
+    assert (stopped_at or 0) < 400  # cancelled (after its last checkpoint, if any)
+    resumed = fit_concurrently([FitJob(small_trainer(steps=400), batch, tag="long")], run=run)
+    assert tree_allclose(resumed[0].params, reference.params, rtol=0, atol=0)
+
+
+def test_concurrent_training_refuses_bad_input(monkeypatch):
+    batch = eval_batch()
+    with pytest.raises(ValueError, match="unique"):
+        fit_concurrently([FitJob(small_trainer(), batch, tag="a")] * 2)
+    monkeypatch.setenv("ICLAB_WORKERS", "zero")
+    with pytest.raises(ConfigError, match="ICLAB_WORKERS"):
+        default_workers()
+    monkeypatch.setenv("ICLAB_WORKERS", "3")
+    assert default_workers() == 3

@@ -9,23 +9,39 @@ from rich.table import Table
 
 
 @contextlib.contextmanager
-def training_progress(console: Console, description: str, total: int, start: int = 0
-                      ) -> Iterator[Callable[[int, int, float, float], None]]:
-    """A progress bar showing step, train loss and steps/s; yields the Trainer callback."""
+def training_progress_group(console: Console
+                            ) -> Iterator[Callable[[str, int, int], Callable[..., None]]]:
+    """One live display for several models trained at once (possibly from several
+    threads). Yields ``add(description, total, start)``, which adds a bar and returns its
+    Trainer callback ``(step, total, train_loss, steps_per_s)``."""
     columns = [TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False,
                   disable=not console.is_terminal) as progress:
-        task = progress.add_task(description, total=total, completed=start, loss="–", rate="–")
 
-        def update(step: int, total: int, loss: float, rate: float) -> None:
-            progress.update(task, completed=step, loss=f"{loss:.4g}", rate=f"{rate:.0f}")
-            if not console.is_terminal:
-                console.print(f"  step {step}/{total}  loss {loss:.4g}  {rate:.0f} steps/s")
+        def add(description: str, total: int, start: int = 0) -> Callable[..., None]:
+            task = progress.add_task(description, total=total, completed=start, loss="–",
+                                     rate="–")
 
-        yield update
+            def update(step: int, total: int, loss: float, rate: float) -> None:
+                progress.update(task, completed=step, loss=f"{loss:.4g}", rate=f"{rate:.0f}")
+                if not console.is_terminal:
+                    console.print(f"  {description}: step {step}/{total}  loss {loss:.4g}  "
+                                  f"{rate:.0f} steps/s")
+
+            return update
+
+        yield add
+
+
+@contextlib.contextmanager
+def training_progress(console: Console, description: str, total: int, start: int = 0
+                      ) -> Iterator[Callable[[int, int, float, float], None]]:
+    """A progress bar showing step, train loss and steps/s; yields the Trainer callback."""
+    with training_progress_group(console) as add:
+        yield add(description, total, start)
 
 
 def claims_table(claims: list[dict], title: str = "Claims") -> Table:

@@ -1,5 +1,8 @@
 """Training engine: jitted steps chunked with ``lax.scan``, seeds vmapped into one program."""
 
+from iclab.engine._concurrent import FitJob as FitJob
+from iclab.engine._concurrent import default_workers as default_workers
+from iclab.engine._concurrent import fit_concurrently as fit_concurrently
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
 from iclab.engine._problems import dynamics_problem as dynamics_problem

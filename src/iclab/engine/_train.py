@@ -98,6 +98,11 @@ class Trainer:
     def model(self, params: Any) -> eqx.Module:
         return eqx.combine(params, self.static)
 
+    def models(self, state: TrainState) -> list[eqx.Module]:
+        """The model of every seed in a stacked state, in seed order."""
+        return [self.model(jax.tree.map(lambda a, s=s: a[s], state.params))
+                for s in range(self.train.seeds)]
+
     def _init_one(self, seed_key: PRNGKeyArray) -> TrainState:
         init_key, data_key = jax.random.split(seed_key)
         params, _ = eqx.partition(self.problem.init_model(init_key), eqx.is_array)

@@ -141,8 +141,7 @@ def run(config: IclGdConfig, run_dir, console, mode: str = "full") -> list:
         state = trainer.fit((eval_batch, gd_preds, gd_sens), run=run_dir, progress=progress)
     final = trainer.evaluate(state, (eval_batch, gd_preds, gd_sens))
     seeds = [config.train.seed + s for s in range(config.train.seeds)]
-    models = [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-              for s in range(config.train.seeds)]
+    models = trainer.models(state)
 
     # Weight-space comparison with the construction (first layer, head 0).
     construction = gd_construction(d, n, lr)

@@ -146,8 +146,7 @@ def run(config: IclGdDeepConfig, run_dir, console, mode: str = "full") -> list:
         with training_progress(console, f"LSA, {depth} layers", config.train.steps,
                                start) as progress:
             state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=tag)
-        models = [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-                  for s in range(config.train.seeds)]
+        models = trainer.models(state)
         gd_sens = jax.vmap(gd_weights, in_axes=(0, 0, None, None))(
             eval_batch.x, eval_batch.y, gd_lr, depth)
         gdpp_sens = sensitivities(gdpp, eval_batch, d)

@@ -276,8 +276,7 @@ def _train(config, run_dir, console, name, model_config, tokens, task, eval_batc
     start = run_dir.checkpoint_step(f"checkpoint-{name}") or 0
     with training_progress(console, name, config.train.steps, start) as progress:
         state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=name)
-    return [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-            for s in range(config.train.seeds)]
+    return trainer.models(state)
 
 
 def run(config: MesaConfig, run_dir, console, mode: str = "full") -> list:
