@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from iclab.engine import regression_loss
-from iclab.models import DiagonalLSA, LSATransformer, LSATransformerConfig
+from iclab.models import DiagonalLSA, FullLSA, LSATransformer, LSATransformerConfig
 from iclab.solvers import fit_gdpp, gd_predict, tune_gdpp_tied
 from iclab.tasks import LinearRegressionTask, to_tokens
 
@@ -78,3 +78,45 @@ def test_tied_line_search_and_adam_refinement(key):
     tuned = fit_gdpp(task, batch, 2, recurrent=False, adam_steps=50, batch_size=256)
     assert tuned.coefficients.shape == (2, 4)
     assert float(regression_loss(tuned, batch)) <= loss + 1e-6
+
+
+def numpy_full_lsa(tokens, ps, qs):
+    """Independent FULL LSA (float64): e_i ← e_i + P (Σ_{j≤N} e_j e_jᵀ) Q e_i per layer,
+    the last token (the query) excluded from the sum; returns −y_query."""
+    e = np.asarray(tokens, np.float64)
+    for p, q in zip(ps, qs, strict=True):
+        gram = sum(np.outer(t, t) for t in e[:-1])
+        e = np.stack([t + np.asarray(p, np.float64) @ gram @ np.asarray(q, np.float64) @ t
+                      for t in e])
+    return -e[-1, -1]
+
+
+def test_full_lsa_matches_numpy_and_the_factored_lsa(key):
+    d, layers = 4, 3
+    model = FullLSA.random(d + 1, layers, 0.2, key=key)
+    example = LinearRegressionTask(d=d, n_context=7).sample(jax.random.key(1))
+    tokens = to_tokens(example)
+    assert float(model(tokens)) == pytest.approx(
+        numpy_full_lsa(tokens, model.p, model.q), rel=1e-4, abs=1e-5)
+    # The four-factor LSATransformer with W_Q W_Kᵀ = Qᵀ and W_V W_P = Pᵀ is the same map.
+    lsa = LSATransformer(LSATransformerConfig(dim=d + 1, layers=layers, recurrent=False),
+                         key=key)
+    eye = jnp.eye(d + 1)[None]
+    for layer in range(layers):
+        lsa = eqx.tree_at(lambda m, i=layer: (m.blocks[i].attn.w_q, m.blocks[i].attn.w_k,
+                                              m.blocks[i].attn.w_v, m.blocks[i].attn.w_p),
+                          lsa, (model.q[layer].T[None], eye, eye, model.p[layer].T[None]))
+    np.testing.assert_allclose(model.layer_predictions(tokens), lsa.layer_predictions(tokens),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_full_lsa_with_diagonal_p_and_q_is_the_single_head_diag(key):
+    d, (px, py, qx, qy) = 5, (0.3, -0.7, 0.9, 0.4)
+    p = jnp.diag(jnp.array([px] * d + [py]))[None]
+    q = jnp.diag(jnp.array([qx] * d + [qy]))[None]
+    tokens = jax.random.normal(key, (9, d + 1))
+    single_head = DiagonalLSA(jnp.array([[px, py, qx, qy]]), 1, parametrization="pq")
+    np.testing.assert_allclose(FullLSA(p, q).residual_stream(tokens),
+                               single_head.residual_stream(tokens), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        FullLSA(p, q[:, :3])

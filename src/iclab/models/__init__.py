@@ -9,6 +9,7 @@ from iclab.models._causal import mesa_attention as mesa_attention
 from iclab.models._causal import mesa_attention_forgetting as mesa_attention_forgetting
 from iclab.models._causal import sinusoidal_positions as sinusoidal_positions
 from iclab.models._diag import DiagonalLSA as DiagonalLSA
+from iclab.models._diag import FullLSA as FullLSA
 from iclab.models._disentangled import DisentangledCoordinates as DisentangledCoordinates
 from iclab.models._disentangled import DisentangledTransformer as DisentangledTransformer
 from iclab.models._disentangled import subspace_basis as subspace_basis

@@ -71,22 +71,92 @@ class DiagonalLSA(eqx.Module):
 
     def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
         states = [tokens]
-        dim = tokens.shape[1]
-        is_x = jnp.arange(dim) < dim - 1
         for layer in range(self.n_layers):
-            h = states[-1]
-            w_xx, w_xy, w_yx, w_yy = self.layer_omegas(layer)
-            # The context Gram matrix G = CᵀC = [[Σ, α], [αᵀ, λ]] scaled block-wise:
-            # Δh_i = h_i (G ⊙ [[ω_xx, ω_yx], [ω_xy, ω_yy]]) gives both updates at once.
-            gram = h[:-1].T @ h[:-1]
-            scale = jnp.where(is_x[:, None],
-                              jnp.where(is_x[None, :], w_xx, w_yx),
-                              jnp.where(is_x[None, :], w_xy, w_yy))
-            states.append(h + h @ (gram * scale))
+            states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
         return jnp.stack(states)
+
+    def layer_map(self, layer: int, h: Float[Array, "t dim"]) -> Float[Array, "dim dim"]:
+        """M with Δh = h M for layer ``layer`` on tokens h: the context Gram matrix
+        G = CᵀC = [[Σ, α], [αᵀ, λ]] scaled block-wise, M = G ⊙ [[ω_xx, ω_yx], [ω_xy, ω_yy]],
+        gives both updates at once."""
+        dim = h.shape[1]
+        is_x = jnp.arange(dim) < dim - 1
+        w_xx, w_xy, w_yx, w_yy = self.layer_omegas(layer)
+        gram = h[:-1].T @ h[:-1]
+        scale = jnp.where(is_x[:, None],
+                          jnp.where(is_x[None, :], w_xx, w_yx),
+                          jnp.where(is_x[None, :], w_xy, w_yy))
+        return gram * scale
 
     def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
         return -self.residual_stream(tokens)[1:, -1, -1]
 
     def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
-        return -self.residual_stream(tokens)[-1, -1, -1]
+        return _query_readout(self, tokens)
+
+
+class FullLSA(eqx.Module):
+    """A stack of L single-head FULL layers in the (P, Q) parametrisation.
+
+    Layer l maps every token e_i (keys and values from the N context tokens only) to
+
+        e_i ← e_i + P_l (Σ_j e_j e_jᵀ) Q_l e_i,
+
+    with dense P_l = W_P W_V and Q_l = W_Kᵀ W_Q ∈ R^{D×D} as free parameters (Vladymyrov
+    et al. 2024, §2.1: "FULL"). Restricting P and Q to diag(p_x I, p_y), diag(q_x I, q_y)
+    gives ``DiagonalLSA`` with ``parametrization="pq"``. Unlike ``LSATransformer`` (four
+    factors W_Q, W_K, W_V, W_P per head), the output is bilinear in (P_l, Q_l).
+
+    Args:
+        p, q: (L, D, D) per-layer matrices.
+    """
+
+    p: Float[Array, "layers dim dim"]
+    q: Float[Array, "layers dim dim"]
+
+    def __init__(self, p, q):
+        self.p, self.q = jnp.asarray(p, dtype=float), jnp.asarray(q, dtype=float)
+        if self.p.ndim != 3 or self.p.shape != self.q.shape or self.p.shape[1] != self.p.shape[2]:
+            raise ValueError(f"p and q must both have shape (L, D, D), got {self.p.shape} "
+                             f"and {self.q.shape}")
+
+    @classmethod
+    def random(cls, dim: int, n_layers: int, init_std: float, *, key) -> "FullLSA":
+        """Every entry of every P_l, Q_l drawn i.i.d. from N(0, init_std²)."""
+        import jax
+
+        kp, kq = jax.random.split(key)
+        shape = (n_layers, dim, dim)
+        return cls(init_std * jax.random.normal(kp, shape), init_std * jax.random.normal(kq, shape))
+
+    @property
+    def n_layers(self) -> int:
+        return self.p.shape[0]
+
+    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
+        states = [tokens]
+        for layer in range(self.n_layers):
+            states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
+        return jnp.stack(states)
+
+    def layer_map(self, layer: int, h: Float[Array, "t dim"]) -> Float[Array, "dim dim"]:
+        """M with Δh = h M: the row form of e_i ← e_i + P G Q e_i is h ← h + h Qᵀ G Pᵀ
+        (G = Σ_j e_j e_jᵀ over the context is symmetric)."""
+        gram = h[:-1].T @ h[:-1]
+        return self.q[layer].T @ gram @ self.p[layer].T
+
+    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
+        return -self.residual_stream(tokens)[1:, -1, -1]
+
+    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
+        return _query_readout(self, tokens)
+
+
+def _query_readout(model, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
+    """ŷ = −y_query after the last layer. The query is never a key or value, so the last
+    layer only needs the query row: the context rows of its update are skipped."""
+    h = tokens
+    for layer in range(model.n_layers - 1):
+        h = h + h @ model.layer_map(layer, h)
+    query = h[-1] + h[-1] @ model.layer_map(model.n_layers - 1, h)
+    return -query[-1]
