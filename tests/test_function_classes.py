@@ -99,6 +99,28 @@ def test_function_classes_smoke_run(tmp_path):
     assert (run / "figures" / "ood_prompts.svg").exists()
 
 
+def test_decision_tree_run_has_the_tree_baselines(tmp_path):
+    """Decision trees: the JAX depth-4 tree, scikit-learn's unbounded tree and XGBoost
+    (the optional extra, installed with the test dependencies) are all reported."""
+    from iclab.cli import main
+    from iclab.store import load_metrics
+
+    code = main(["run", "function-classes", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "task.kind=decision_tree", "--set", "train.steps=20",
+                 "--set", "train.eval_every=20", "--set", "eval.prompts=32",
+                 "--set", "eval.bootstrap=20", "--set", "eval.external_prompts=3",
+                 "--set", "model.width=16", "--set", "model.layers=1",
+                 "--set", "network_baseline=false"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "function-classes").iterdir()
+    df = load_metrics(run)
+    names = {m.split("/", 1)[1] for m in df.metric if m.startswith("error/")}
+    assert {"greedy tree (depth 4)", "tree, unbounded (sklearn, 3 prompts)",
+            "XGBoost (3 prompts)"} <= names
+    unbounded = df[df.metric == "error/tree, unbounded (sklearn, 3 prompts)"]
+    assert unbounded.sort_values("step").value.iloc[0] > 0  # k = 0: predicts 0
+
+
 def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
     from iclab.recipes.function_classes import _lasso_prefix
     from iclab.solvers import lasso_weights

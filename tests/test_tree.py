@@ -73,3 +73,50 @@ def test_tree_recovers_a_depth_two_tree_and_prefixes_are_causal(key):
     assert float(preds[1]) == pytest.approx(float(y[0]))
     moved = tree_prefix_predictions(x[:12], y[:12].at[6].add(10.0), depth=2)
     np.testing.assert_allclose(moved[:7], preds[:7])
+
+
+def test_jax_tree_equals_scikit_learn_at_depth_4(key):
+    """An independent implementation: sklearn's DecisionTreeRegressor(max_depth=4). With
+    continuous labels and enough points per node no two splits tie (with two points in a
+    node every separating split is perfect, and the libraries break such ties differently),
+    so the predictions agree wherever ≥ 150 points are seen."""
+    from iclab.solvers import sklearn_tree_prefix_predictions
+
+    with jax.enable_x64(True):  # float32 sums of squares can flip near-tied splits
+        x = jax.random.normal(key, (2, 200, 5), dtype=jnp.float64)
+        y = jnp.sin(3 * x[..., 0]) + x[..., 1] * x[..., 2]
+        ours = jax.vmap(lambda a, b: tree_prefix_predictions(a, b, 4))(x, y)
+    theirs = sklearn_tree_prefix_predictions(x, y, max_depth=4)
+    assert theirs[0, 0] == 0.0
+    np.testing.assert_allclose(ours[:, 150:], theirs[:, 150:], rtol=1e-5, atol=1e-5)
+
+
+def test_unbounded_tree_interpolates_and_xgboost_learns_a_step(key):
+    from iclab.solvers import sklearn_tree_prefix_predictions, xgboost_prefix_predictions
+
+    # The unbounded tree fits every seen point exactly: a query that repeats a seen input
+    # gets that input's label.
+    x = np.asarray(jax.random.normal(key, (1, 12, 3)), np.float64)
+    x[0, -1] = x[0, 4]
+    y = np.asarray(jax.random.normal(jax.random.key(1), (1, 12)), np.float64)
+    preds = sklearn_tree_prefix_predictions(x, y)
+    assert preds[0, 0] == 0.0  # no data: predict 0
+    assert preds[0, -1] == pytest.approx(y[0, 4])
+    # Boosted trees recover a one-split step function y = 1[x_1 > 0] from 40 points.
+    x = np.asarray(jax.random.normal(jax.random.key(2), (2, 41, 3)))
+    y = (x[..., 1] > 0).astype(float)
+    preds = xgboost_prefix_predictions(x, y)
+    assert preds.shape == (2, 41) and preds[0, 0] == 0.0
+    np.testing.assert_allclose(preds[:, -1], y[:, -1], atol=0.1)
+    assert np.array_equal(preds, xgboost_prefix_predictions(x, y))  # repeatable
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch):
+    import sys
+
+    from iclab.solvers import _external
+
+    monkeypatch.setitem(sys.modules, "xgboost", None)  # makes `import xgboost` fail
+    assert not _external.available("xgboost")
+    with pytest.raises(ImportError, match=r"iclab\[trees\]"):
+        _external.xgboost_prefix_predictions(np.zeros((1, 2, 1)), np.zeros((1, 2)))

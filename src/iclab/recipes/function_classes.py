@@ -17,8 +17,9 @@ trained model and the baselines are also evaluated on Garg et al.'s
 out-of-distribution prompts (``ood_prompts``: random quadrants, orthogonal and
 repeated queries, half subspace, skewed covariance, scaled inputs and weights, noisy
 labels) — measured and reported, not claimed. The full mode follows Garg et al.'s
-curriculum (``CurriculumConfig``). Not implemented: the unbounded-depth tree and
-XGBoost baselines. The claims are stated for the linear class.
+curriculum (``CurriculumConfig``). With the optional extra ``iclab[trees]`` decision
+trees are also compared with the unbounded-depth tree (scikit-learn) and XGBoost, on
+``eval.external_prompts`` prompts. The claims are stated for the linear class.
 
 Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
@@ -42,10 +43,13 @@ from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
 from iclab.solvers import (
+    available,
     lasso_weights,
     network_prefix_predictions,
     prefix_predictions,
+    sklearn_tree_prefix_predictions,
     tree_prefix_predictions,
+    xgboost_prefix_predictions,
 )
 from iclab.store import MetricRows
 from iclab.tasks import (
@@ -71,15 +75,21 @@ class PromptEvalConfig:
         prompts: evaluation prompts (Garg et al.: 1280 = 20 batches of 64).
         seed: key of the evaluation prompts.
         bootstrap: bootstrap resamples for the 90 % intervals.
+        external_prompts: prompts (the first ones) for the host-side baselines of
+            decision trees — the unbounded-depth tree (scikit-learn) and XGBoost, one fit
+            per prefix; used when the optional extra ``iclab[trees]`` is installed
+            (0 = skip).
     """
 
     prompts: int = 1280
     seed: int = 5
     bootstrap: int = 1000
+    external_prompts: int = 64
 
     def __post_init__(self):
         check_positive_int("eval.prompts", self.prompts)
         check_positive_int("eval.bootstrap", self.bootstrap)
+        check_nonnegative("eval.external_prompts", self.external_prompts)
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,26 @@ def _lasso_prefix(x, y, alpha):
     return jnp.einsum("kd,kd->k", weights, x)
 
 
+def _external_tree_curves(config, x, y, norm, console) -> dict:
+    """The unbounded tree (scikit-learn) and XGBoost on the first ``eval.external_prompts``
+    prompts, if the optional extra is installed."""
+    n = min(config.eval.external_prompts, x.shape[0])
+    if n == 0:
+        return {}
+    if not (available("sklearn") and available("xgboost")):
+        console.print("decision-tree baselines: the unbounded tree and XGBoost need the "
+                      "optional extra: pip install 'iclab[trees]' (skipped)")
+        return {}
+    x, y = np.asarray(x[:n]), np.asarray(y[:n])
+    curves = {}
+    for name, learner in ((f"tree, unbounded (sklearn, {n} prompts)",
+                           sklearn_tree_prefix_predictions),
+                          (f"XGBoost ({n} prompts)", xgboost_prefix_predictions)):
+        curves[name] = bootstrap_mean_ci((learner(x, y) - y) ** 2 / norm,
+                                         config.eval.bootstrap)
+    return curves
+
+
 def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> list:
     from iclab._console import training_progress
 
@@ -246,6 +276,7 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
             x, y)
         curves[f"greedy tree (depth {config.task.depth})"] = bootstrap_mean_ci(
             np.asarray((preds - y) ** 2) / norm, config.eval.bootstrap)
+        curves.update(_external_tree_curves(config, x, y, norm, console))
     if config.task.kind == "sparse_linear":
         for alpha in LASSO_ALPHAS:
             preds = jax.vmap(lambda a, b, al=alpha: _lasso_prefix(a, b, al))(x, y)
@@ -262,8 +293,7 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
     for seed, errors in zip(seeds, per_seed, strict=True):
         for k in k_points:
             rows.add(int(k), seed, "error/transformer_seed", errors[:, k].mean())
-    ood = (ood_errors(config, [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-                               for s in range(config.train.seeds)])
+    ood = (ood_errors(config, trainer.models(state))
            if config.task.kind == "linear" and config.ood.prompts else {})
     for name, per_model in ood.items():
         for learner, errors in per_model.items():

@@ -14,6 +14,11 @@ from iclab.solvers._autoregressive import (
 from iclab.solvers._autoregressive import (
     softmax_kernel_predictions as softmax_kernel_predictions,
 )
+from iclab.solvers._external import available as available
+from iclab.solvers._external import (
+    sklearn_tree_prefix_predictions as sklearn_tree_prefix_predictions,
+)
+from iclab.solvers._external import xgboost_prefix_predictions as xgboost_prefix_predictions
 from iclab.solvers._gd import fit_one_step_from_init as fit_one_step_from_init
 from iclab.solvers._gd import gd_construction as gd_construction
 from iclab.solvers._gd import gd_loss as gd_loss
