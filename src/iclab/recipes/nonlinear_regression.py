@@ -35,7 +35,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from iclab._errors import check_positive_int
-from iclab.engine import OptimConfig, TrainConfig, Trainer, regression_loss, regression_problem
+from iclab.engine import (
+    FitJob,
+    OptimConfig,
+    TrainConfig,
+    Trainer,
+    fit_concurrently,
+    regression_loss,
+    regression_problem,
+)
 from iclab.instruments import cosine_similarity, prediction_difference
 from iclab.models import FeatureGD, FeatureLSA, LSATransformerConfig
 from iclab.recipes._base import Recipe, register
@@ -125,22 +133,16 @@ def measure(tf: FeatureLSA, mlp_gd: FeatureGD, batch: RegressionExample) -> dict
 
 
 def run(config: NonlinearConfig, run_dir, console, mode: str = "full") -> list:
-    from iclab._console import training_progress
-
     task = config.task
     eval_batch = task.sample_batch(jax.random.key(config.eval_seed), config.eval_tasks)
     lsa = LSATransformerConfig(layers=1, key_size=config.features + 1)
     makers = {"tf": lambda key: FeatureLSA(task.d, config.features, lsa, key=key),
               "mlp_gd": lambda key: FeatureGD(task.d, config.features, key=key)}
-    trained = {}
-    for tag, init in makers.items():
-        trainer = Trainer(regression_problem(task, init), config.optim, config.train)
-        start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-        label = "TF (features + LSA)" if tag == "tf" else "MLP + GD"
-        with training_progress(console, label, config.train.steps, start) as progress:
-            state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=tag)
-        trained[tag] = [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-                        for s in range(config.train.seeds)]
+    labels = {"tf": "TF (features + LSA)", "mlp_gd": "MLP + GD"}
+    jobs = [FitJob(Trainer(regression_problem(task, init), config.optim, config.train),
+                   eval_batch, tag=tag, label=labels[tag]) for tag, init in makers.items()]
+    states = fit_concurrently(jobs, run=run_dir, console=console)
+    trained = {job.tag: job.trainer.models(state) for job, state in zip(jobs, states, strict=True)}
 
     per_seed = [measure(tf, mg, eval_batch) for tf, mg in zip(trained["tf"], trained["mlp_gd"],
                                                               strict=True)]

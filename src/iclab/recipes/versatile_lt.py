@@ -22,6 +22,8 @@ Warning:
     The paper trains 200k steps at lr 1e-4 with batch 2048 (4–12 GPU hours per model).
     ``--quick`` trains 3000 steps at batch 512 with Adam lr 1e-2 (warm-up + cosine,
     global-norm clip 1); the full mode uses the paper's settings and is GPU-scale.
+    The (setting, variant, depth) models are trained side by side, one host thread each
+    (``engine.fit_concurrently``).
 """
 
 import dataclasses
@@ -32,7 +34,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from iclab._errors import ConfigError, check_positive_int
-from iclab.engine import OptimConfig, TrainConfig, Trainer, regression_loss, regression_problem
+from iclab.engine import (
+    FitJob,
+    OptimConfig,
+    TrainConfig,
+    Trainer,
+    fit_concurrently,
+    regression_loss,
+    regression_problem,
+)
 from iclab.models import DiagonalLSA, LSATransformer, LSATransformerConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
@@ -165,7 +175,14 @@ def analytic_one_layer_model(task: LinearRegressionTask) -> DiagonalLSA | None:
 
 
 def make_model(variant: str, depth: int, dim: int, key):
-    """Single-head FULL LSA, single-head DIAG (p, q) or GD++, one set of weights per layer."""
+    """Single-head FULL, DIAG (p, q) or GD++, one set of weights per layer.
+
+    FULL is the four-factor LSA of the authors' earlier reference code (W_Q, W_K, W_V,
+    W_P ∈ R^{D×D}, VarianceScaling(0.002 / L) init), i.e. dense P = W_V W_P and
+    Q = W_Q W_Kᵀ. ``models.FullLSA`` is the same function class with P and Q as the
+    parameters; on this task it was less stable at the quick learning rate (σ_max = 5,
+    L = 4 diverged at lr 1e-2). DIAG and GD++ start at 0.01·N(0, 1).
+    """
     if variant == "full":
         config = LSATransformerConfig(dim=dim, layers=depth, recurrent=False,
                                       init_scale=0.002 / depth)
@@ -183,10 +200,8 @@ def implicit_weights(model, batch, d: int):
 
 
 def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list:
-    from iclab._console import training_progress
-
     d = config.task.d
-    results = []
+    results, jobs = [], []
     for s_index, setting in enumerate(config.settings()):
         task, label = setting["task"], setting["label"]
         eval_batch = task.sample_batch(jax.random.key(config.eval.seed), config.eval.tasks)
@@ -204,32 +219,36 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
         console.print(f"{label}: oracle {oracle:.4f}; adjusted ConstRR "
                       f"{baselines['ConstRR']:.4f} (λ={const_lam:.3g}), AdaRR "
                       f"{baselines['AdaRR']:.4f}, TunedRR {baselines['TunedRR']:.4f}")
-        entry = {"sigma_max": setting["sigma_max"], "label": label, "scale": setting["scale"],
-                 "kind": setting["kind"], "levels": task.noise_levels, "oracle": oracle,
-                 "baselines": baselines,
-                 "const_lambda": const_lam, "tuned": [cap, scale],
-                 "analytic_population": analytic,
-                 "analytic_adjusted": None if analytic_model is None else
-                 float(regression_loss(analytic_model, eval_batch)) - oracle,
-                 "models": {}}
+        results.append({
+            "sigma_max": setting["sigma_max"], "label": label, "scale": setting["scale"],
+            "kind": setting["kind"], "levels": task.noise_levels, "oracle": oracle,
+            "baselines": baselines, "const_lambda": const_lam, "tuned": [cap, scale],
+            "analytic_population": analytic,
+            "analytic_adjusted": None if analytic_model is None else
+            float(regression_loss(analytic_model, eval_batch)) - oracle,
+            "models": {}, "task": task, "eval_batch": eval_batch})
         for variant in config.variants:
             for depth in config.layers:
-                tag = f"s{s_index}-{variant}-L{depth}"
                 init = lambda key, v=variant, L=depth: make_model(v, L, d + 1, key)
-                trainer = Trainer(regression_problem(task, init), config.optim, config.train)
-                start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-                with training_progress(console, f"{label} {variant} L={depth}",
-                                       config.train.steps, start) as progress:
-                    state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=tag)
-                models = [trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-                          for s in range(config.train.seeds)]
-                adjusted = [float(regression_loss(m, eval_batch)) - oracle for m in models]
-                best = int(np.argmin(adjusted))
-                entry["models"][(variant, depth)] = {"adjusted": adjusted, "best": best,
-                                                     "model": models[best]}
+                jobs.append((s_index, variant, depth, FitJob(
+                    Trainer(regression_problem(task, init), config.optim, config.train),
+                    eval_batch, tag=f"s{s_index}-{variant}-L{depth}",
+                    label=f"{label} {variant} L={depth}", cost=depth)))
+
+    # Every (setting, variant, depth) is a separate model: train them side by side.
+    states = fit_concurrently([job for *_, job in jobs], run=run_dir, console=console)
+    for (s_index, variant, depth, job), state in zip(jobs, states, strict=True):
+        entry = results[s_index]
+        models = job.trainer.models(state)
+        adjusted = [float(regression_loss(m, entry["eval_batch"])) - entry["oracle"]
+                    for m in models]
+        best = int(np.argmin(adjusted))
+        entry["models"][(variant, depth)] = {"adjusted": adjusted, "best": best,
+                                             "model": models[best]}
+    for entry in results:
+        task, eval_batch = entry.pop("task"), entry.pop("eval_batch")
         entry["profile"] = _profile(config, task, entry)
         entry["implicit"] = _implicit_weight_errors(config, entry, eval_batch)
-        results.append(entry)
 
     claims = _claims(config, results)
     _write(config, run_dir, results, claims, mode)
