@@ -48,6 +48,14 @@ def test_implicit_weights_per_layer_are_gd_iterates(key):
         np.testing.assert_allclose(weights[:, layer], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_best_seed_skips_diverged_seeds():
+    from iclab.recipes.versatile_lt import _best_seed
+
+    assert _best_seed([0.3, float("nan"), 0.2]) == 2
+    assert _best_seed([float("nan"), 0.4]) == 1
+    assert _best_seed([float("nan"), float("nan")]) == 0
+
+
 def test_config_validation():
     assert apply_overrides(quick_config(), ["variants=diag,gdpp"]).variants == ("diag", "gdpp")
     with pytest.raises(ConfigError, match="variants"):
