@@ -1,3 +1,5 @@
+import threading
+
 import jax
 import numpy as np
 import optax
@@ -161,11 +163,11 @@ def test_concurrent_training_equals_one_at_a_time(tmp_path):
     """Models trained side by side in threads get bit-identical parameters, and each
     writes its own metrics and checkpoint under its tag."""
     batch = eval_batch()
-    jobs = lambda: [FitJob(small_trainer(seed=s, lr=lr), batch, tag=f"m{s}", cost=c)
-                    for s, lr, c in ((0, 1e-2, 1.0), (1, 3e-2, 2.0))]
-    alone = fit_concurrently(jobs(), workers=1)
+    trainers = [small_trainer(seed=0, lr=1e-2), small_trainer(seed=1, lr=3e-2)]
+    jobs = [FitJob(t, batch, tag=f"m{i}", cost=i) for i, t in enumerate(trainers)]
+    alone = fit_concurrently(jobs, workers=1)
     run = RunDir.create(tmp_path, "unit", {})
-    together = fit_concurrently(jobs(), run=run, workers=2)
+    together = fit_concurrently(jobs, run=run, workers=2)  # the larger cost starts first
     for a, b in zip(alone, together, strict=True):
         assert tree_allclose(a.params, b.params, rtol=0, atol=0)
     assert not tree_allclose(alone[0].params, alone[1].params)
@@ -175,24 +177,34 @@ def test_concurrent_training_equals_one_at_a_time(tmp_path):
 
 def test_concurrent_training_stops_the_others_on_failure_and_resumes(tmp_path):
     batch = eval_batch()
-    reference = small_trainer(steps=400).fit(batch)
+    trainer = small_trainer(steps=400)
+    reference = trainer.fit(batch)
 
     class Boom(Exception):
         pass
 
+    # Fix the order of events: "long" reaches step 20, then "bad" fails, then "long" goes on.
+    reached, exploded = threading.Event(), threading.Event()
+
     def explode(step, metrics):
-        if step == 0:
-            raise Boom
+        reached.wait(timeout=30)
+        exploded.set()
+        raise Boom
+
+    def wait_for_the_failure(step, metrics):
+        if step == 20:
+            reached.set()
+            exploded.wait(timeout=30)
         return False
 
     run = RunDir.create(tmp_path, "unit", {})
-    jobs = [FitJob(small_trainer(steps=400), batch, tag="long"),
-            FitJob(small_trainer(steps=400), batch, tag="bad", stop=explode)]
+    jobs = [FitJob(trainer, batch, tag="long", stop=wait_for_the_failure),
+            FitJob(trainer, batch, tag="bad", stop=explode)]
     with pytest.raises(Boom):
         fit_concurrently(jobs, run=run, workers=2)
     stopped_at = run.checkpoint_step("checkpoint-long")
-    assert (stopped_at or 0) < 400  # cancelled (after its last checkpoint, if any)
-    resumed = fit_concurrently([FitJob(small_trainer(steps=400), batch, tag="long")], run=run)
+    assert 20 < stopped_at < 400  # cancelled after the failure, just after a checkpoint
+    resumed = fit_concurrently([FitJob(trainer, batch, tag="long")], run=run)
     assert tree_allclose(resumed[0].params, reference.params, rtol=0, atol=0)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 from iclab._errors import ConfigError, check_positive_int
-from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+from iclab.engine import FitJob, OptimConfig, Problem, TrainConfig, Trainer, fit_concurrently
 from iclab.models import CausalTransformer, CausalTransformerConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
@@ -136,24 +136,23 @@ def make_problem(config: BurstyIclConfig, task: BurstyClassificationTask) -> Pro
 
 
 def run(config: BurstyIclConfig, run_dir, console, mode: str = "full") -> list:
-    from iclab._console import training_progress
-
-    grid = {}
+    jobs = []
     for b in config.burstiness:
         for k in config.classes:
-            tag = f"B{b}-K{k}"
             task = config.task_for(b, k)
-            trainer = Trainer(make_problem(config, task), config.optim, config.train)
             key = jax.random.key(17)
             data = tuple(task.sample_batch(jax.random.fold_in(key, i), config.eval_sequences,
                                            mode=m) for i, m in enumerate(("train", "icl", "iwl")))
-            start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-            with training_progress(console, tag, config.train.steps, start) as progress:
-                state = trainer.fit(data, run=run_dir, progress=progress, tag=tag)
-            final = trainer.evaluate(state, data)
-            grid[(b, k)] = {name: float(np.mean(v)) for name, v in final.items()}
-            console.print(f"{tag}: ICL {grid[(b, k)]['icl_accuracy']:.3f}, "
-                          f"IWL {grid[(b, k)]['iwl_accuracy']:.3f}")
+            trainer = Trainer(make_problem(config, task), config.optim, config.train)
+            jobs.append(((b, k), FitJob(trainer, data, tag=f"B{b}-K{k}")))
+    # The grid cells are independent models: train them side by side.
+    states = fit_concurrently([job for _, job in jobs], run=run_dir, console=console)
+    grid = {}
+    for ((b, k), job), state in zip(jobs, states, strict=True):
+        final = job.trainer.evaluate(state, job.eval_data)
+        grid[(b, k)] = {name: float(np.mean(v)) for name, v in final.items()}
+        console.print(f"{job.tag}: ICL {grid[(b, k)]['icl_accuracy']:.3f}, "
+                      f"IWL {grid[(b, k)]['iwl_accuracy']:.3f}")
 
     b_max, k_max, k_min = max(config.burstiness), max(config.classes), min(config.classes)
     claims = [check("icl_emerges", f"in-context learning appears with bursty data and many "

@@ -48,10 +48,12 @@ import optax
 
 from iclab._errors import ConfigError, check_positive, check_positive_int
 from iclab.engine import (
+    FitJob,
     OptimConfig,
     Problem,
     TrainConfig,
     Trainer,
+    fit_concurrently,
     pairs_population_loss,
     pairs_population_problem,
 )
@@ -305,21 +307,18 @@ def subspace_check(config: DisentangledConfig, haar_control: bool) -> dict:
                 "dim": d}
 
 
-def train_disentangled(config: DisentangledConfig, n: int, run_dir, console) -> None:
+def disentangled_job(config: DisentangledConfig, n: int) -> FitJob:
     """Gradient descent on the 19 coordinates with the exact population loss, from zero,
     until the loss is ≤ ``stop_loss`` or ``max_steps``; metrics tagged ``dis_N{n}``."""
-    from iclab._console import training_progress
-
     task = OrthonormalPairsTask(n_pairs=n)
     trainer = Trainer(pairs_population_problem(task), OptimConfig(name="sgd", lr=config.lr),
                       TrainConfig(steps=config.max_steps, batch_size=1,
                                   eval_every=config.eval_every, seeds=1))
-    tag = f"dis_N{n}"
     stop = lambda step, m: bool(np.all(np.asarray(m["loss"]) <= config.stop_loss))
-    start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-    with training_progress(console, f"disentangled N = {n}", config.max_steps,
-                           start) as progress:
-        trainer.fit(jnp.zeros(()), run=run_dir, progress=progress, tag=tag, stop=stop)
+    # Rough cost in CPU seconds, for the start order only: t_ICL ∝ N^1.7 steps of
+    # ∝ N^1.8 each (benchmarks/bench_disentangled.py), about 100 s at N = 64.
+    return FitJob(trainer, jnp.zeros(()), tag=f"dis_N{n}", label=f"disentangled N = {n}",
+                  stop=stop, cost=100.0 * (n / 64) ** 3.5)
 
 
 def disentangled_times(config: DisentangledConfig, metrics) -> list[dict]:
@@ -344,25 +343,23 @@ def disentangled_times(config: DisentangledConfig, metrics) -> list[dict]:
 
 
 def run(config: InductionConfig, run_dir, console, mode: str = "full") -> list:
-    from iclab._console import training_progress
-
-    results = []
+    jobs, eval_tokens = [], []
     for n in config.n_values:
-        tag = f"N{n}"
         task = config.task(n)
-        trainer = Trainer(make_problem(config, n), config.optim, config.train)
         eval_batch = task.sample_batch(jax.random.key(config.eval_seed), config.eval_sequences)
         stop = lambda step, m: bool(np.all(np.asarray(m["accuracy"]) >= config.stop_accuracy))
-        start = run_dir.checkpoint_step(f"checkpoint-{tag}") or 0
-        with training_progress(console, f"N = {n}", config.train.steps, start) as progress:
-            state = trainer.fit(eval_batch, run=run_dir, progress=progress, tag=tag, stop=stop)
-        results.append({"n": n, "stopped_at": int(state.step[0]),
-                        "model": trainer.model(jax.tree.map(lambda a: a[0], state.params)),
-                        "eval_tokens": np.asarray(eval_batch.tokens[0])})
-
+        jobs.append(FitJob(Trainer(make_problem(config, n), config.optim, config.train),
+                           eval_batch, tag=f"N{n}", label=f"N = {n}", stop=stop,
+                           cost=5.0 * n))  # rough CPU seconds (emergence step ∝ N)
+        eval_tokens.append(np.asarray(eval_batch.tokens[0]))
     dis = config.disentangled
-    for n in dis.n_values:
-        train_disentangled(dis, n, run_dir, console)
+    dis_jobs = [disentangled_job(dis, n) for n in dis.n_values]
+    # Every model is independent: train the standard and disentangled ones side by side.
+    states = fit_concurrently(jobs + dis_jobs, run=run_dir, console=console)
+    results = [{"n": n, "stopped_at": int(state.step[0]),
+                "model": job.trainer.models(state)[0], "eval_tokens": tokens}
+               for n, job, state, tokens in zip(config.n_values, jobs, states[:len(jobs)],
+                                                eval_tokens, strict=True)]
     console.print("subspace check (float64, full model) …")
     check_symmetric = subspace_check(dis, haar_control=False)
     check_haar = subspace_check(dis, haar_control=True)
