@@ -10,6 +10,13 @@ recipes gain 1.1–1.7×, less where the models are large enough for XLA to use 
 
 Each model keeps its own key, data stream and checkpoint, so the numbers do not depend
 on the number of workers, and an interrupted run resumes each model where it stopped.
+
+Warning:
+    Concurrent XLA:CPU programs share one intra-op thread pool. The ``mesa`` recipe's
+    models (the mesa layer: a scan inside the model, inside the training scan) hung with
+    every thread asleep when trained two at a time on 2 cores (jax 0.10.2), so that
+    recipe trains one model at a time. The recipes that use this function were each run
+    to completion concurrently several times; ``ICLAB_WORKERS=1`` turns it off.
 """
 
 import os
