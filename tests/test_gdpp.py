@@ -6,7 +6,15 @@ import pytest
 
 from iclab.engine import regression_loss
 from iclab.models import DiagonalLSA, FullLSA, LSATransformer, LSATransformerConfig
-from iclab.solvers import fit_gdpp, gd_predict, tune_gdpp_tied
+from iclab.solvers import (
+    fit_gdpp,
+    fit_gdpp_population,
+    gd_predict,
+    gdpp_population_loss,
+    gdpp_spectral_residual,
+    tune_gdpp_tied,
+    wishart_eigenvalues,
+)
 from iclab.tasks import LinearRegressionTask, to_tokens
 
 
@@ -120,3 +128,75 @@ def test_full_lsa_with_diagonal_p_and_q_is_the_single_head_diag(key):
                                single_head.residual_stream(tokens), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="shape"):
         FullLSA(p, q[:, :3])
+
+
+def test_gdpp_error_is_a_polynomial_in_the_context_gram_matrix(key):
+    """Noise-free GD++: ŷ − y_q = −⟨r(Σ) w, x_q⟩ with r(λ) from ``gdpp_spectral_residual``,
+    per sequence, to float64 precision (r(Σ) built from numpy's eigendecomposition)."""
+    with jax.enable_x64(True):
+        task = LinearRegressionTask(d=6, n_context=14, noise_dist="fixed", noise_std=0.0,
+                                    query_noise=False)
+        batch = task.sample_batch(key, 32)
+        omegas = jnp.array([[-0.02, -0.05], [-0.004, -0.08], [0.003, -0.03]])
+        model = DiagonalLSA(jnp.stack([omegas[:, 0], jnp.zeros(3), omegas[:, 1],
+                                       jnp.zeros(3)], 1), 3, "gdpp")
+        errors = jax.vmap(model)(jax.vmap(to_tokens)(batch)) - batch.y_query
+        x, w, xq = (np.asarray(a) for a in (batch.x, batch.w, batch.x_query))
+        lam, vec = np.linalg.eigh(np.einsum("bnd,bne->bde", x, x))
+        r = np.asarray(gdpp_spectral_residual(omegas, jnp.asarray(lam)))
+        expected = -np.einsum("bij,bj,bkj,bk,bi->b", vec, r, vec, w, xq)
+        np.testing.assert_allclose(np.asarray(errors), expected, rtol=1e-10, atol=1e-12)
+        assert np.max(np.abs(expected)) > 0.1  # not trivially zero
+
+
+def test_population_fit_one_layer_is_the_closed_form(key):
+    """L = 1: r = 1 + bλ, so b* = −E λ / E λ² and the loss is (D/2)(1 − (Eλ)²/Eλ²); for
+    Wishart Σ = XᵀX, Eλ = N and Eλ² = N(N + D + 1), giving ½D(1 − N/(N + D + 1))."""
+    with jax.enable_x64(True):
+        d, n = 10, 20
+        eig = wishart_eigenvalues(key, n, d, 4000)
+        (omegas, loss), = fit_gdpp_population(1, eig, d)
+        mean, second = float(jnp.mean(eig)), float(jnp.mean(eig**2))
+        assert omegas[0, 1] == pytest.approx(-mean / second, rel=1e-8)
+        assert loss == pytest.approx(0.5 * d * (1 - mean**2 / second), rel=1e-8)
+        assert loss == pytest.approx(0.5 * d * (1 - n / (n + d + 1)), rel=0.02)
+
+
+def test_population_fit_of_gd_is_the_least_squares_polynomial(key):
+    """Plain GD over L layers makes r any degree-L polynomial with r(0) = 1 whose roots are
+    real, and the least-squares one, min E(1 + c₁λ + … + c_Lλ^L)², has real roots (an
+    orthogonal polynomial): the fit must reach numpy's lstsq value."""
+    with jax.enable_x64(True):
+        d, n, depth = 4, 10, 3
+        eig = wishart_eigenvalues(key, n, d, 3000)
+        fits = fit_gdpp_population(depth, eig, d, precondition=False)
+        lam = np.asarray(eig) / np.mean(np.asarray(eig))
+        powers = np.stack([lam**k for k in range(1, depth + 1)], 1)
+        coef, *_ = np.linalg.lstsq(powers, -np.ones_like(lam), rcond=None)
+        best = 0.5 * d * np.mean((1 + powers @ coef) ** 2)
+        assert fits[-1][1] == pytest.approx(best, rel=1e-6)
+        assert np.all(fits[-1][0][:, 0] == 0.0)
+
+
+def test_population_fit_of_gdpp_two_layers_is_the_global_optimum(key):
+    """L = 2 has 3 effective coefficients (the last ω_xx is unused): a grid over the first
+    layer with the exact best last step finds the global optimum, which the fit reaches;
+    GD++ beats GD at equal depth and its loss matches the model's on a batch."""
+    with jax.enable_x64(True):
+        d, n = 10, 20
+        eig = wishart_eigenvalues(key, n, d, 1000)
+        fits = fit_gdpp_population(2, eig, d)
+
+        def loss_with_best_last_step(a1, b1):
+            first = jnp.array([[a1, b1]])
+            u = eig * (1 + a1 * eig) ** 2
+            r1 = 1 + b1 * eig
+            b2 = -jnp.mean(r1**2 * u) / jnp.mean(r1**2 * u**2)
+            return gdpp_population_loss(jnp.concatenate([first, jnp.array([[0.0, b2]])]),
+                                        eig, d)
+
+        a_grid, b_grid = jnp.linspace(-0.04, 0.0, 81), jnp.linspace(-0.12, 0.0, 121)
+        grid = jax.jit(jax.vmap(jax.vmap(loss_with_best_last_step, (None, 0)), (0, None)))
+        best = float(jnp.min(grid(a_grid, b_grid)))
+        assert fits[-1][1] <= best * (1 + 1e-3)
+        assert fits[-1][1] < 0.8 * fit_gdpp_population(2, eig, d, precondition=False)[-1][1]

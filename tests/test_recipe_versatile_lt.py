@@ -12,6 +12,8 @@ from iclab.config import apply_overrides
 from iclab.engine import regression_loss
 from iclab.models import DiagonalLSA
 from iclab.recipes.versatile_lt import (
+    PAPER_NOISE_FREE,
+    _superexponential,
     analytic_one_layer_loss,
     analytic_one_layer_model,
     implicit_weights,
@@ -73,12 +75,27 @@ def test_config_validation():
         apply_overrides(quick_config(), ["sigma_max="])
 
 
+def test_superexponential_statistic():
+    # ratios 0.5, 0.25, 0.0625: each layer cuts harder -> (0.5, 0.25) -> max 0.5
+    assert _superexponential([1.0, 0.5, 0.125, 0.0078125]) == pytest.approx(0.5)
+    # geometric decrease (GD-like): ratio of ratios exactly 1, not below
+    assert _superexponential([1.0, 0.5, 0.25, 0.125]) == pytest.approx(1.0)
+    assert _superexponential(PAPER_NOISE_FREE["gdpp"][:5]) < 1.0
+
+
+def test_noise_free_config_validation():
+    with pytest.raises(ConfigError, match="noise_free_depth"):
+        apply_overrides(quick_config(), ["eval.noise_free_depth=-1"])
+
+
 def test_smoke_run(tmp_path):
     code = main(["run", "versatile-lt", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "layers=1,4", "--set", "train.steps=60", "--set", "train.eval_every=30",
                  "--set", "eval.tasks=2000", "--set", "eval.profile_points=3",
                  "--set", "eval.profile_tasks=500", "--set", "train.batch_size=128",
-                 "--set", "categorical=1+3"])
+                 "--set", "categorical=1+3", "--set", "eval.noise_free_depth=3",
+                 "--set", "eval.noise_free_contexts=2000",
+                 "--set", "eval.noise_free_fit_contexts=1000"])
     assert code in (0, 1)
     (run,) = (tmp_path / "versatile-lt").iterdir()
     claims = json.loads((run / "claims.json").read_text())
@@ -86,6 +103,9 @@ def test_smoke_run(tmp_path):
         "one_layer_analytic_σmax=5", "full_vs_diag_σmax=5", "gdpp_plateau_σmax=5",
         "beats_adarr_diag_σmax=5", "beats_adarr_full_σmax=5",
         "one_layer_analytic_σ∈{1,3}", "full_beats_diag_σ∈{1,3}", "gdpp_plateau_σ∈{1,3}",
-        "beats_adarr_diag_σ∈{1,3}", "beats_adarr_full_σ∈{1,3}"]
+        "beats_adarr_diag_σ∈{1,3}", "beats_adarr_full_σ∈{1,3}",
+        "gdpp_superexponential_σmax=0"]
+    assert claims[-1]["passed"]  # a property of the fitted coefficients, no training involved
     assert (run / "figures" / "sigma_max_1.svg").exists()
+    assert (run / "figures" / "sigma_max_zero.svg").exists()
     assert "<svg" in (run / "report.html").read_text()

@@ -27,7 +27,11 @@ from iclab.solvers._gd import gd_weights as gd_weights
 from iclab.solvers._gd import one_step_optimal_lr as one_step_optimal_lr
 from iclab.solvers._gd import tune_gd_lr as tune_gd_lr
 from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
+from iclab.solvers._gdpp import fit_gdpp_population as fit_gdpp_population
+from iclab.solvers._gdpp import gdpp_population_loss as gdpp_population_loss
+from iclab.solvers._gdpp import gdpp_spectral_residual as gdpp_spectral_residual
 from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
+from iclab.solvers._gdpp import wishart_eigenvalues as wishart_eigenvalues
 from iclab.solvers._lasso import lasso_weights as lasso_weights
 from iclab.solvers._lasso import soft_threshold as soft_threshold
 from iclab.solvers._line_search import golden_section_search as golden_section_search

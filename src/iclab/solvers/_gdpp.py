@@ -56,3 +56,149 @@ def fit_gdpp(task: LinearRegressionTask, batch: RegressionExample, steps: int,
     if float(regression_loss(tuned, batch)) <= float(regression_loss(init(None), batch)):
         return tuned
     return init(None)
+
+
+# --- GD++ on noise-free regression, reduced to the spectrum of the context Gram matrix ---
+
+def gdpp_spectral_residual(omegas, eigenvalues):
+    """r(λ) for GD++ layers (ω_xx,l, ω_yx,l) = ``omegas[l]``, at eigenvalues λ of Σ = XᵀX.
+
+    Derivation (noise-free y_j = ⟨w, x_j⟩, keys and values from the context only): every
+    token's input stays x_j^l = M_l x_j with M_l a polynomial in Σ, and every label
+    y_j^l = ⟨v_l, x_j⟩ with v_0 = w, so that
+
+        m_{l+1}(λ) = m_l(λ) (1 + ω_xx,l m_l(λ)² λ),   m_0 = 1,
+        v_{l+1} = (I + ω_yx,l M_l² Σ) v_l,   r(λ) = Π_l (1 + ω_yx,l m_l(λ)² λ),
+
+    and the prediction error at the query is ŷ − y_q = −⟨r(Σ) w, x_q⟩. With x_q, w ~ N(0, I)
+    independent of the context, the loss is ½ E tr r(Σ)² = (D/2) E_λ r(λ)², λ drawn from
+    the eigenvalues of Σ (``gdpp_population_loss``). GD (ω_xx = 0) gives r = Π(1 + ω_yx λ).
+    """
+    return _gram_terms(omegas, eigenvalues)[0]
+
+
+def gdpp_population_loss(omegas, eigenvalues, d: int):
+    """(D/2) · mean r(λ)² over ``eigenvalues`` (pooled eigenvalues of Σ = XᵀX of many
+    contexts): GD++'s loss ½ E (ŷ − y_q)² on noise-free regression with x, w ~ N(0, I)
+    (see ``gdpp_spectral_residual``). Equal, on the eigenvalues of a batch, to the
+    ``DiagonalLSA`` GD++ model's mean loss on that batch."""
+    return 0.5 * d * jnp.mean(gdpp_spectral_residual(omegas, eigenvalues) ** 2)
+
+
+def wishart_eigenvalues(key, n: int, d: int, contexts: int):
+    """The d eigenvalues of Σ = XᵀX for ``contexts`` draws of X ∈ R^{n×d} with N(0, 1)
+    entries, pooled into one vector (float64 when x64 is enabled)."""
+    x = jax.random.normal(key, (contexts, n, d), dtype=jnp.result_type(float))
+    return jnp.linalg.eigvalsh(jnp.einsum("bnd,bne->bde", x, x)).reshape(-1)
+
+
+def _gram_terms(omegas, eigenvalues):
+    """(r, m) after the layers ``omegas``: the residual factor and the input map."""
+    m = jnp.ones_like(eigenvalues)
+    r = jnp.ones_like(eigenvalues)
+    for layer in range(omegas.shape[0]):
+        m2 = m * m
+        r = r * (1.0 + omegas[layer, 1] * m2 * eigenvalues)
+        m = m * (1.0 + omegas[layer, 0] * m2 * eigenvalues)
+    return r, m
+
+
+def _best_step(omegas, eigenvalues):
+    """Exact best ω_yx of one more layer on top of ``omegas``:
+    argmin_b E[r² (1 + b m² λ)²] = −E[r² m² λ] / E[r² m⁴ λ²]."""
+    r, m = _gram_terms(omegas, eigenvalues)
+    u = m * m * eigenvalues
+    return -jnp.mean(r * r * u) / jnp.mean(r * r * u * u)
+
+
+def _log_spread(a, lo, hi):
+    """log(max/min) of g(s) = s(1 + a s)² over s ∈ [lo, hi] for −1/a > hi: g rises to
+    −4/(27a) at s = −1/(3a), then falls, so its minimum is at an end."""
+    ends = jnp.stack([lo * (1 + a * lo) ** 2, hi * (1 + a * hi) ** 2])
+    peak = jnp.where(-1 / (3 * a) < hi, -4 / (27 * a), 0.0)
+    return jnp.log(jnp.maximum(jnp.max(ends), peak) / jnp.min(ends))
+
+
+def _whitening_start(depth: int, eigenvalues):
+    """A start for depth L from the second-order construction: L − 1 layers that only
+    precondition (ω_xx chosen by a grid to make the effective spectrum s = m²λ as narrow
+    as possible, s ← s(1 + ω_xx s)², over its 0.1 %–99.9 % quantiles), then the best single
+    GD step; GD++'s super-exponential rate comes from this whitening (Thm. 5.1)."""
+    omegas = jnp.zeros((0, 2))
+    for _ in range(depth - 1):
+        _, m = _gram_terms(omegas, eigenvalues)
+        s = m * m * eigenvalues
+        lo, hi = jnp.quantile(s, 0.001), jnp.quantile(s, 0.999)
+        grid = -jnp.linspace(0.0, 1.0, 2001)[1:] / hi  # keeps −1/ω_xx > hi
+        a = grid[jnp.argmin(jax.vmap(_log_spread, (0, None, None))(grid, lo, hi))]
+        omegas = jnp.concatenate([omegas, jnp.array([[a, 0.0]])])
+    return jnp.concatenate([omegas, jnp.array([[0.0, _best_step(omegas, eigenvalues)]])])
+
+
+def fit_gdpp_population(depth: int, eigenvalues, d: int, validation=None,
+                        precondition: bool = True, iterations: int = 300, tol: float = 1e-12):
+    """Per-layer GD++ coefficients minimising ``gdpp_population_loss`` for L = 1..``depth``.
+
+    Each depth L is fitted from two starts — continuation (the depth-(L−1) optimum plus
+    one layer with its exact best ω_yx) and ``_whitening_start`` — each refined by
+    Levenberg–Marquardt on the residuals r(λ_i)/√M (least squares in 2L unknowns,
+    Marquardt's diagonal scaling); the better one is kept. The loss landscape has several
+    basins (at L = 2 the continuation start stops at a GD-first solution about 1.5× worse
+    than the whitening-first one). Deep stacks have polynomials of degree ~3^L in λ that
+    can fit one sample's largest eigenvalues and blow up on others: with ``validation``
+    eigenvalues, each refinement keeps the iterate with the lowest validation loss (early
+    stopping), and the reported loss is the validation loss. Run it under
+    ``jax.enable_x64`` for the tiny losses of deep stacks (they fall super-exponentially:
+    GD++ is a second-order method, Vladymyrov et al. 2024, Thm. 5.1).
+    ``precondition=False`` fits plain GD with per-layer step sizes (ω_xx = 0), whose loss
+    falls only geometrically.
+
+    Returns:
+        list over L = 1..depth of (omegas (L, 2) as numpy, loss on ``validation`` if
+        given, else on ``eigenvalues``).
+    """
+    import numpy as np
+
+    mask = jnp.array([[1.0 if precondition else 0.0, 1.0]])
+    scale = 1.0 / jnp.sqrt(eigenvalues.shape[0])
+    residuals = jax.jit(lambda w: gdpp_spectral_residual(w.reshape(-1, 2) * mask, eigenvalues)
+                        * scale)
+    jacobian = jax.jit(jax.jacfwd(residuals))
+    loss = lambda w: 0.5 * d * float(jnp.sum(residuals(w) ** 2))
+    held = eigenvalues if validation is None else validation
+    held_loss = jax.jit(lambda w: gdpp_population_loss(w.reshape(-1, 2) * mask, held, d))
+    score = lambda w: float(held_loss(w)) if np.isfinite(float(held_loss(w))) else np.inf
+
+    def refine(w):
+        value, mu = loss(w), 1e-3
+        best, best_score = w, score(w)
+        for _ in range(iterations):
+            res, jac = residuals(w), jacobian(w)
+            grad, gram = jac.T @ res, jac.T @ jac
+            diag = jnp.diag(jnp.maximum(jnp.diag(gram), 1e-12 * jnp.max(jnp.diag(gram))))
+            improved = False
+            while mu < 1e16:
+                trial_w = w + jnp.linalg.solve(gram + mu * diag, -grad)
+                trial = loss(trial_w)
+                if np.isfinite(trial) and trial < value:
+                    rel = (value - trial) / value
+                    w, value, improved, mu = trial_w, trial, True, max(mu / 3.0, 1e-12)
+                    break
+                mu *= 4.0
+            current = score(w)
+            if current < best_score:
+                best, best_score = w, current
+            if not improved or rel < tol:
+                break
+        return best, best_score
+
+    fits, previous = [], jnp.zeros((0, 2))
+    for depth_l in range(1, depth + 1):
+        starts = [jnp.concatenate([previous, jnp.array([[0.0, _best_step(previous,
+                                                                          eigenvalues)]])])]
+        if depth_l > 1 and precondition:
+            starts.append(_whitening_start(depth_l, eigenvalues))
+        best = min((refine(s.reshape(-1)) for s in starts), key=lambda t: t[1])
+        previous = best[0].reshape(-1, 2) * mask
+        fits.append((np.asarray(previous), best[1]))
+    return fits
