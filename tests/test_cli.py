@@ -43,3 +43,14 @@ def test_show_unknown_run(tmp_path, capsys):
 def test_runs_on_an_empty_store(tmp_path, capsys):
     assert main(["runs", "--out", str(tmp_path)]) == 0
     assert "no runs" in capsys.readouterr().out
+
+
+def test_resume_message_names_the_checkpoints():
+    from iclab.cli._main import _resume_point
+
+    assert _resume_point({}) == "from the start (no checkpoint yet)"
+    assert _resume_point({"checkpoint": 300}) == "from step 300"
+    assert _resume_point({"checkpoint-a": 200, "checkpoint-b": 200}) == \
+        "from 2 checkpoints (step 200)"
+    assert _resume_point({"checkpoint-a": 100, "checkpoint-b": 400, "checkpoint-c": 250}) == \
+        "from 3 checkpoints (steps 100–400)"

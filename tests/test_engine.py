@@ -204,6 +204,7 @@ def test_concurrent_training_stops_the_others_on_failure_and_resumes(tmp_path):
         fit_concurrently(jobs, run=run, workers=2)
     stopped_at = run.checkpoint_step("checkpoint-long")
     assert 20 < stopped_at < 400  # cancelled after the failure, just after a checkpoint
+    assert run.checkpoint_steps()["checkpoint-long"] == stopped_at
     resumed = fit_concurrently([FitJob(trainer, batch, tag="long")], run=run)
     assert tree_allclose(resumed[0].params, reference.params, rtol=0, atol=0)
 

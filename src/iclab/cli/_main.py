@@ -78,6 +78,17 @@ def cmd_list(console: Console) -> int:
     return 0
 
 
+def _resume_point(steps: dict[str, int]) -> str:
+    """"from step S", or for a run with several models "from N checkpoints (steps a–b)"."""
+    if not steps:
+        return "from the start (no checkpoint yet)"
+    if len(steps) == 1:
+        return f"from step {next(iter(steps.values()))}"
+    low, high = min(steps.values()), max(steps.values())
+    span = f"step {low}" if low == high else f"steps {low}–{high}"
+    return f"from {len(steps)} checkpoints ({span})"
+
+
 def _prepare(cmd: RunCmd):
     """Resolve recipe and config, or raise ConfigError: nothing is written before this passes."""
     from iclab.config import apply_overrides
@@ -124,7 +135,7 @@ def cmd_run(cmd: RunCmd, console: Console) -> int:
                 console.print(f"run {run.run_id} is already complete")
                 console.print(claims_table(run.claims()))
                 return 0 if all(c["passed"] for c in run.claims()) else 1
-            console.print(f"resuming {run.path} from step {run.checkpoint_step() or 0}")
+            console.print(f"resuming {run.path} {_resume_point(run.checkpoint_steps())}")
         else:
             recipe, config, mode = _prepare(cmd)
             run = RunDir.create(cmd.out, recipe.name,

@@ -164,7 +164,7 @@ class FunctionClassesConfig:
 
 def full_config() -> FunctionClassesConfig:
     """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points):
-    GPU-scale."""
+    GPU-scale (80 steps/s on one H100, so about 1.7 h for the 500k steps)."""
     return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True))
 
 

@@ -132,6 +132,12 @@ class RunDir:
         path = self.path / f"{name}.json"
         return json.loads(path.read_text())["step"] if path.exists() else None
 
+    def checkpoint_steps(self) -> dict[str, int]:
+        """The step of every checkpoint in the run: {"checkpoint": step} for a single
+        model, {"checkpoint-{tag}": step, ...} for a run that trains several."""
+        return {path.stem: json.loads(path.read_text())["step"]
+                for path in sorted(self.path.glob("checkpoint*.json"))}
+
     def load_checkpoint(self, like: Any, name: str = "checkpoint") -> Any:
         return eqx.tree_deserialise_leaves(self.path / f"{name}.eqx", like)
 
