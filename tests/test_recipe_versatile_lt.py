@@ -10,16 +10,18 @@ from iclab._errors import ConfigError
 from iclab.cli import main
 from iclab.config import apply_overrides
 from iclab.engine import regression_loss
-from iclab.models import DiagonalLSA
+from iclab.models import DiagonalLSA, FullLSA, LSATransformer
 from iclab.recipes.versatile_lt import (
     PAPER_NOISE_FREE,
     _superexponential,
     analytic_one_layer_loss,
     analytic_one_layer_model,
     implicit_weights,
+    make_model,
     quick_config,
 )
 from iclab.solvers import gd_weights
+from iclab.tasks import to_tokens
 
 
 @pytest.mark.parametrize("sigma_max", [0.0, 3.0])
@@ -86,6 +88,17 @@ def test_superexponential_statistic():
 def test_noise_free_config_validation():
     with pytest.raises(ConfigError, match="noise_free_depth"):
         apply_overrides(quick_config(), ["eval.noise_free_depth=-1"])
+
+
+def test_full_parametrizations(key):
+    config = apply_overrides(quick_config(), ["full_parametrization=pq"])
+    model = make_model("full", 3, 11, key, config.full_parametrization)
+    assert isinstance(model, FullLSA) and model.n_layers == 3
+    assert isinstance(make_model("full", 3, 11, key), LSATransformer)
+    tokens = to_tokens(config.task_for(1.0).sample(key))
+    assert np.isfinite(float(model(tokens)))
+    with pytest.raises(ConfigError, match="full_parametrization"):
+        apply_overrides(quick_config(), ["full_parametrization=dense"])
 
 
 def test_smoke_run(tmp_path):

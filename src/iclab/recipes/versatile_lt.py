@@ -50,7 +50,7 @@ from iclab.engine import (
     regression_loss,
     regression_problem,
 )
-from iclab.models import DiagonalLSA, LSATransformer, LSATransformerConfig
+from iclab.models import DiagonalLSA, FullLSA, LSATransformer, LSATransformerConfig
 from iclab.recipes._base import Recipe, register
 from iclab.recipes._claims import check
 from iclab.report import figure, save_figure, write_report
@@ -124,12 +124,15 @@ class VersatileLTConfig:
         layers: depths L; each (variant, L) is a separate model.
         variants: among "full", "diag", "gdpp".
         task: D, N and the input distribution (noise fields are set per σ_max).
+        full_parametrization: how FULL is trained: "factored" (W_Q, W_K, W_V, W_P) or
+            "pq" (the dense P, Q themselves; needs a lower learning rate).
     """
 
     sigma_max: tuple[float, ...] = (1.0, 3.0, 5.0, 7.0)
     categorical: tuple[str, ...] = ("1+3", "1+3+5")
     layers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     variants: tuple[str, ...] = VARIANTS
+    full_parametrization: str = "factored"
     task: LinearRegressionTask = field(default_factory=lambda: LinearRegressionTask(
         d=10, n_context=20, input_dist="gaussian", noise_dist="uniform", query_noise=False))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=1e-4))
@@ -153,6 +156,9 @@ class VersatileLTConfig:
                               "uniform σ_max or a categorical set)")
         if not self.layers or any(isinstance(v, bool) or v < 1 for v in self.layers):
             raise ConfigError("layers", self.layers, "a list of integers >= 1")
+        if self.full_parametrization not in ("factored", "pq"):
+            raise ConfigError("full_parametrization", self.full_parametrization,
+                              "factored or pq")
         if not self.variants or any(v not in VARIANTS for v in self.variants):
             raise ConfigError("variants", self.variants, "a list from " + ", ".join(VARIANTS))
 
@@ -210,15 +216,18 @@ def analytic_one_layer_model(task: LinearRegressionTask) -> DiagonalLSA | None:
     return DiagonalLSA.gd(eta_star * task.n_context, task.n_context, 1)
 
 
-def make_model(variant: str, depth: int, dim: int, key):
+def make_model(variant: str, depth: int, dim: int, key, full_parametrization: str = "factored"):
     """Single-head FULL, DIAG (p, q) or GD++, one set of weights per layer.
 
-    FULL is the four-factor LSA of the authors' earlier reference code (W_Q, W_K, W_V,
-    W_P ∈ R^{D×D}, VarianceScaling(0.002 / L) init), i.e. dense P = W_V W_P and
-    Q = W_Q W_Kᵀ. ``models.FullLSA`` is the same function class with P and Q as the
-    parameters; on this task it was less stable at the quick learning rate (σ_max = 5,
-    L = 4 diverged at lr 1e-2). DIAG and GD++ start at 0.01·N(0, 1).
+    FULL is by default ("factored") the four-factor LSA of the authors' earlier reference
+    code (W_Q, W_K, W_V, W_P ∈ R^{D×D}, VarianceScaling(0.002 / L) init), i.e. dense
+    P = W_V W_P and Q = W_Q W_Kᵀ. ``full_parametrization="pq"`` trains P and Q themselves
+    (``models.FullLSA``, 0.01·N(0, 1) entries), the same function class; on this task it
+    diverged at the quick learning rate (σ_max = 5, L = 4, lr 1e-2) but at lr 2e-3 escaped
+    the 3-layer plateau sooner. DIAG and GD++ start at 0.01·N(0, 1).
     """
+    if variant == "full" and full_parametrization == "pq":
+        return FullLSA.random(dim, depth, 0.01, key=key)
     if variant == "full":
         config = LSATransformerConfig(dim=dim, layers=depth, recurrent=False,
                                       init_scale=0.002 / depth)
@@ -265,7 +274,8 @@ def run(config: VersatileLTConfig, run_dir, console, mode: str = "full") -> list
             "models": {}, "task": task, "eval_batch": eval_batch})
         for variant in config.variants:
             for depth in config.layers:
-                init = lambda key, v=variant, L=depth: make_model(v, L, d + 1, key)
+                init = lambda key, v=variant, L=depth: make_model(
+                    v, L, d + 1, key, config.full_parametrization)
                 jobs.append((s_index, variant, depth, FitJob(
                     Trainer(regression_problem(task, init), config.optim, config.train),
                     eval_batch, tag=f"s{s_index}-{variant}-L{depth}",
