@@ -120,5 +120,5 @@ def test_smoke_run(tmp_path):
         "gdpp_superexponential_σmax=0"]
     assert claims[-1]["passed"]  # a property of the fitted coefficients, no training involved
     assert (run / "figures" / "sigma_max_1.svg").exists()
-    assert (run / "figures" / "sigma_max_zero.svg").exists()
+    assert (run / "figures" / "noise_free_depth.svg").exists()
     assert "<svg" in (run / "report.html").read_text()

@@ -561,7 +561,7 @@ def _write_noise_free(noise_free, add, figures, sections, figures_dir):
     ax.set_ylabel("loss (= adjusted loss; σ = 0)")
     ax.set_title("σmax = 0", fontsize=9)
     ax.legend(fontsize=7)
-    figures.append({"svg": save_figure(fig, figures_dir, "sigma_max_zero"),
+    figures.append({"svg": save_figure(fig, figures_dir, "noise_free_depth"),
                     "caption": "Noise-free regression: the best per-layer GD++ and GD "
                                "coefficients, fitted in float64 on the eigenvalues of fresh "
                                "context Gram matrices (no training), against the paper's "
