@@ -1,6 +1,12 @@
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# A persistent compilation cache for this test process and the `iclab run` subprocesses it
+# starts (they compile the same programs again: the kill-and-resume test runs one recipe
+# three times). One fresh folder per process, so concurrent workers never share a file.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="iclab-jax-cache-")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
