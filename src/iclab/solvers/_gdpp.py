@@ -9,10 +9,16 @@ Step sizes are tuned as in the reference code: a line search over η with the
 preconditioning tied to it, γ = −ω_xx = η/N², then Adam on all (ω_xx, ω_yx)
 pairs (one pair shared by all layers for a recurrent stack, one per layer
 otherwise) on fresh tasks.
+
+On noise-free data with x, w ~ N(0, I) GD++'s loss depends only on the eigenvalues of the
+context Gram matrix (``gdpp_spectral_residual``), so its best per-layer coefficients can
+be fitted in float64 without training (``fit_gdpp_population``): Table 1's σ_max = 0 column
+of Vladymyrov et al. 2024.
 """
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from iclab.engine import OptimConfig, TrainConfig, Trainer, regression_loss, regression_problem
 from iclab.models import DiagonalLSA
@@ -80,8 +86,9 @@ def gdpp_spectral_residual(omegas, eigenvalues):
 def gdpp_population_loss(omegas, eigenvalues, d: int):
     """(D/2) · mean r(λ)² over ``eigenvalues`` (pooled eigenvalues of Σ = XᵀX of many
     contexts): GD++'s loss ½ E (ŷ − y_q)² on noise-free regression with x, w ~ N(0, I)
-    (see ``gdpp_spectral_residual``). Equal, on the eigenvalues of a batch, to the
-    ``DiagonalLSA`` GD++ model's mean loss on that batch."""
+    (see ``gdpp_spectral_residual``). On the eigenvalues of one batch of contexts it is the
+    ``DiagonalLSA`` GD++ model's expected loss over w and x_q given those contexts (the
+    model's error on each sequence is exactly −⟨r(Σ) w, x_q⟩)."""
     return 0.5 * d * jnp.mean(gdpp_spectral_residual(omegas, eigenvalues) ** 2)
 
 
@@ -157,8 +164,6 @@ def fit_gdpp_population(depth: int, eigenvalues, d: int, validation=None,
         list over L = 1..depth of (omegas (L, 2) as numpy, loss on ``validation`` if
         given, else on ``eigenvalues``).
     """
-    import numpy as np
-
     mask = jnp.array([[1.0 if precondition else 0.0, 1.0]])
     scale = 1.0 / jnp.sqrt(eigenvalues.shape[0])
     residuals = jax.jit(lambda w: gdpp_spectral_residual(w.reshape(-1, 2) * mask, eigenvalues)
@@ -167,7 +172,10 @@ def fit_gdpp_population(depth: int, eigenvalues, d: int, validation=None,
     loss = lambda w: 0.5 * d * float(jnp.sum(residuals(w) ** 2))
     held = eigenvalues if validation is None else validation
     held_loss = jax.jit(lambda w: gdpp_population_loss(w.reshape(-1, 2) * mask, held, d))
-    score = lambda w: float(held_loss(w)) if np.isfinite(float(held_loss(w))) else np.inf
+
+    def score(w):
+        value = float(held_loss(w))
+        return value if np.isfinite(value) else np.inf
 
     def refine(w):
         value, mu = loss(w), 1e-3
