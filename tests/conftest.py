@@ -1,4 +1,3 @@
-import atexit
 import os
 import shutil
 import tempfile
@@ -8,7 +7,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # starts (they compile the same programs again: the kill-and-resume test runs one recipe
 # three times). One fresh folder per process, so concurrent workers never share a file.
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="iclab-jax-cache-")
-atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import jax  # noqa: E402
@@ -17,6 +15,12 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Exact float32 matmuls on every backend (GPUs default to TF32), as `iclab run` uses.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+def pytest_unconfigure(config):
+    """Remove this process's compilation cache (also in xdist workers, which end without
+    running atexit handlers)."""
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
