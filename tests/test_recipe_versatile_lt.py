@@ -91,10 +91,12 @@ def test_noise_free_config_validation():
 
 
 def test_full_parametrizations(key):
-    config = apply_overrides(quick_config(), ["full_parametrization=pq"])
-    model = make_model("full", 3, 11, key, config.full_parametrization)
+    assert quick_config().full_parametrization == "pq"  # the paper's dense P, Q
+    model = make_model("full", 3, 11, key, quick_config().full_parametrization)
     assert isinstance(model, FullLSA) and model.n_layers == 3
-    assert isinstance(make_model("full", 3, 11, key), LSATransformer)
+    config = apply_overrides(quick_config(), ["full_parametrization=factored"])
+    factored = make_model("full", 3, 11, key, config.full_parametrization)
+    assert isinstance(factored, LSATransformer) and len(factored.blocks) == 3
     tokens = to_tokens(config.task_for(1.0).sample(key))
     assert np.isfinite(float(model(tokens)))
     with pytest.raises(ConfigError, match="full_parametrization"):
