@@ -102,6 +102,8 @@ def test_function_classes_smoke_run(tmp_path):
 def test_decision_tree_run_has_the_tree_baselines(tmp_path):
     """Decision trees: the JAX depth-4 tree, scikit-learn's unbounded tree and XGBoost
     (the optional extra, installed with the test dependencies) are all reported."""
+    import json
+
     from iclab.cli import main
     from iclab.store import load_metrics
 
@@ -119,6 +121,8 @@ def test_decision_tree_run_has_the_tree_baselines(tmp_path):
             "XGBoost (3 prompts)"} <= names
     unbounded = df[df.metric == "error/tree, unbounded (sklearn, 3 prompts)"]
     assert unbounded.sort_values("step").value.iloc[0] > 0  # k = 0: predicts 0
+    claims = json.loads((run / "claims.json").read_text())
+    assert [c["id"] for c in claims] == ["tree_beats_greedy_tree", "tree_beats_xgboost"]
 
 
 def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
@@ -285,3 +289,50 @@ def test_masked_loss_equals_the_truncated_prompt_loss(key):
     assert float(masked) == pytest.approx(float(jnp.mean(jnp.stack(errors))), rel=1e-5)
     assert float(prompt_loss(model, MaskedPrompts(batch, jnp.full((4,), 7)))) == pytest.approx(
         float(prompt_loss(model, batch)), rel=1e-6)
+
+
+def test_class_claims_follow_the_task_class():
+    """Each class gets Garg et al.'s claim for it, computed from the error curves."""
+    from iclab.recipes.function_classes import class_claims
+    from iclab.tasks import FunctionClassTask
+
+    k = 11
+    ramp = np.linspace(1.0, 0.1, k)
+    curves = {"transformer": 0.5 * ramp, "least squares": ramp, "3-NN": np.full(k, 0.6),
+              "averaging": np.full(k, 0.55), "Lasso (α=0.1)": 0.45 * ramp,
+              "Lasso (α=0.01)": 0.8 * ramp, "greedy tree (depth 4)": np.full(k, 0.25),
+              "2-layer NN (Adam)": np.full(k, 0.2)}
+    tf_errors = np.tile(curves["transformer"], (8, 1))
+    tf_errors[:3, -1] = 0.9  # the first 3 prompts are the transformer's worst
+
+    linear = class_claims(FunctionClassTask(kind="linear", d=5, n_context=10), curves, tf_errors)
+    assert [c.id for c in linear] == ["near_least_squares", "beats_knn_and_averaging"]
+    assert linear[0].measured == pytest.approx(0.05) and linear[0].passed
+    assert linear[1].measured == pytest.approx(0.05 / 0.55) and linear[1].passed
+
+    sparse = class_claims(FunctionClassTask(kind="sparse_linear", d=5, n_context=10), curves,
+                          tf_errors)
+    assert [c.id for c in sparse] == ["sparse_beats_least_squares", "sparse_matches_lasso"]
+    assert sparse[0].measured == pytest.approx(0.5) and sparse[0].passed
+    assert sparse[1].measured == pytest.approx(0.5 / 0.45) and sparse[1].passed
+    curves_worse = {**curves, "transformer": 0.6 * ramp}
+    assert not class_claims(FunctionClassTask(kind="sparse_linear", d=5, n_context=10),
+                            curves_worse, tf_errors)[1].passed  # 1.33 > 1.25
+
+    tree_curves = {**curves, "transformer": np.full(k, 0.3), "XGBoost (3 prompts)": np.full(k, 0.5)}
+    tree = class_claims(FunctionClassTask(kind="decision_tree", d=5, n_context=10), tree_curves,
+                        tf_errors)
+    assert [c.id for c in tree] == ["tree_beats_greedy_tree", "tree_beats_xgboost"]
+    assert tree[0].measured == pytest.approx(0.3 / 0.25) and not tree[0].passed
+    assert tree[1].measured == pytest.approx(0.9 / 0.5)  # TF on the same 3 prompts
+
+    relu = class_claims(FunctionClassTask(kind="relu_net", d=5, n_context=10),
+                        {**curves, "transformer": np.full(k, 0.22)}, tf_errors)
+    assert [c.id for c in relu] == ["relu_matches_network", "relu_beats_least_squares"]
+    assert relu[0].measured == pytest.approx(1.1) and relu[0].passed
+    assert relu[1].measured == pytest.approx(2.2) and not relu[1].passed
+    no_network = {n: c for n, c in curves.items() if n != "2-layer NN (Adam)"}
+    assert [c.id for c in class_claims(FunctionClassTask(kind="relu_net", d=5, n_context=10),
+                                       no_network, tf_errors)] == ["relu_beats_least_squares"]
+    assert class_claims(FunctionClassTask(kind="quadratic", d=5, n_context=10), curves,
+                        tf_errors) == []
