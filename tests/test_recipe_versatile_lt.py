@@ -13,6 +13,7 @@ from iclab.engine import regression_loss
 from iclab.models import DiagonalLSA, FullLSA, LSATransformer
 from iclab.recipes.versatile_lt import (
     PAPER_NOISE_FREE,
+    _claims,
     _superexponential,
     analytic_one_layer_loss,
     analytic_one_layer_model,
@@ -124,3 +125,31 @@ def test_smoke_run(tmp_path):
     assert (run / "figures" / "sigma_max_1.svg").exists()
     assert (run / "figures" / "noise_free_depth.svg").exists()
     assert "<svg" in (run / "report.html").read_text()
+
+
+def test_claims_per_noise_setting():
+    """FULL ≈ DIAG and the GD++ plateau are checked with noise only (at σ_max = 0 every ridge
+    baseline is the oracle); the measured numbers are the stated ratios."""
+    config = apply_overrides(quick_config(), ["sigma_max=0,5"])
+
+    def entry(sigma, losses, const, ada):
+        return {"label": f"σmax={sigma:g}", "sigma_max": sigma, "scale": sigma,
+                "kind": "uniform", "analytic_adjusted": losses["diag"][0],
+                "baselines": {"ConstRR": const, "AdaRR": ada, "TunedRR": ada},
+                "models": {(v, L): {"best_adjusted": x} for v, xs in losses.items()
+                           for L, x in zip(config.layers, xs, strict=True)}}
+
+    noisy = {"full": [0.9, 0.26, 0.12, 0.066], "diag": [0.9, 0.25, 0.12, 0.06],
+             "gdpp": [0.9, 0.37, 0.357, 0.36]}
+    free = {"full": [1.77, 0.26, 0.012, 1.6e-4], "diag": [1.77, 0.26, 0.013, 1.2e-4],
+            "gdpp": [1.77, 0.34, 0.019, 9.9e-5]}
+    claims = {c.id: c for c in _claims(config, [entry(0.0, free, 0.0, 0.0),
+                                               entry(5.0, noisy, 0.36, 0.07)])}
+    assert set(claims) == {"one_layer_analytic_σmax=0", "one_layer_analytic_σmax=5",
+                           "full_vs_diag_σmax=5", "gdpp_plateau_σmax=5",
+                           "beats_adarr_diag_σmax=5", "beats_adarr_full_σmax=5"}
+    gap = np.mean([0.0, 0.26 / 0.25 - 1, 0.0, 0.066 / 0.06 - 1])
+    assert claims["full_vs_diag_σmax=5"].measured == pytest.approx(gap)
+    assert claims["gdpp_plateau_σmax=5"].measured == pytest.approx(0.36 / 0.36 - 1, abs=1e-12)
+    assert claims["beats_adarr_full_σmax=5"].measured == pytest.approx(0.066 / 0.07)
+    assert claims["one_layer_analytic_σmax=0"].measured == pytest.approx(0.0)

@@ -26,10 +26,11 @@ is reported, as in the paper.
 Warning:
     The paper trains 200k steps at lr 1e-4 with batch 2048 (4–12 GPU hours per model).
     ``--quick`` trains 6000 steps at batch 512 with Adam lr 5e-3 (warm-up + cosine,
-    global-norm clip 1); the full mode uses the paper's settings and is GPU-scale: on one
-    H100 the σ_max = 5 slice (L = 1..4, 5 seeds) took 7.5 min for the four FULL models side
-    by side and 18 min for DIAG and GD++ next to four-factor FULL models, so all 6 settings
-    × 7 depths need about 4–5 GPU hours.
+    global-norm clip 1); the full mode uses the paper's settings (σ_max = 0..7, the
+    categorical sets {1, 3} and {1, 3, 5}, L = 1..7) and is GPU-scale: on one H100 the
+    σ_max = 5 slice (L = 1..4, 5 seeds) took 7.5 min for the four FULL models side by side
+    and 18 min for DIAG and GD++ next to four-factor FULL models, so all 10 settings × 7
+    depths need about 7–8 GPU hours.
     The (setting, variant, depth) models are trained side by side, one host thread each
     (``engine.fit_concurrently``).
 """
@@ -130,7 +131,7 @@ class VersatileLTConfig:
             authors' earlier reference code).
     """
 
-    sigma_max: tuple[float, ...] = (1.0, 3.0, 5.0, 7.0)
+    sigma_max: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
     categorical: tuple[str, ...] = ("1+3", "1+3+5")
     layers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     variants: tuple[str, ...] = VARIANTS
@@ -409,6 +410,12 @@ def _implicit_weight_errors(config, entry, eval_batch, n: int = 2000):
 
 
 def _claims(config, results):
+    """The claims of every noise setting. Without noise (σ_max = 0) *FULL ≈ DIAG* and
+    *GD++ plateaus at ConstRR* are not checked: every ridge baseline equals the oracle
+    there (adjusted loss 0), and the deep models' losses (paper: 1e-4 to 1e-12) measure
+    the precision of the optimisation, where a relative gap is not meaningful (the
+    paper's own FULL and DIAG differ by 37 % at L = 4). GD++'s behaviour there is the
+    float64 claim *gdpp_superexponential*."""
     claims = []
     deepest = max(config.layers)
     for entry in results:
@@ -432,7 +439,7 @@ def _claims(config, results):
                 best("full", deepest) / best("diag", deepest), "<", 1.0,
                 paper=round(paper_13["full"] / paper_13["diag"], 3)
                 if paper_13 and deepest == 4 else None))
-        elif {"full", "diag"} <= set(config.variants):
+        elif {"full", "diag"} <= set(config.variants) and entry["scale"] > 0:
             gaps = [abs(best("full", L) / best("diag", L) - 1) for L in config.layers]
             claims.append(check(
                 f"full_vs_diag_{tag}", f"FULL ≈ DIAG ({tag}): mean over depths of "
@@ -440,7 +447,7 @@ def _claims(config, results):
                 paper=round(float(np.mean([abs(f / g - 1) for f, g in zip(
                     PAPER_SIGMA5["full"][:deepest], PAPER_SIGMA5["diag"][:deepest],
                     strict=True)])), 3) if is5 else None))
-        if "gdpp" in config.variants and deepest >= 3:
+        if "gdpp" in config.variants and deepest >= 3 and entry["scale"] > 0:
             ratio = best("gdpp", deepest) / entry["baselines"]["ConstRR"]
             claims.append(check(
                 f"gdpp_plateau_{tag}", f"GD++ plateaus at ConstRR's level ({tag}, "
