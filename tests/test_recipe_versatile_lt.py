@@ -153,3 +153,8 @@ def test_claims_per_noise_setting():
     assert claims["gdpp_plateau_σmax=5"].measured == pytest.approx(0.36 / 0.36 - 1, abs=1e-12)
     assert claims["beats_adarr_full_σmax=5"].measured == pytest.approx(0.066 / 0.07)
     assert claims["one_layer_analytic_σmax=0"].measured == pytest.approx(0.0)
+    # the paper column: Table 1's σ_max = 5 values, L = 1..4
+    assert claims["full_vs_diag_σmax=5"].paper == 0.031
+    assert claims["gdpp_plateau_σmax=5"].paper == pytest.approx(abs(0.344 / 0.365 - 1), abs=1e-3)
+    assert claims["beats_adarr_full_σmax=5"].paper == pytest.approx(0.065 / 0.068, abs=1e-3)
+    assert claims["one_layer_analytic_σmax=0"].paper == 1.767
