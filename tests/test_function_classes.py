@@ -321,10 +321,12 @@ def test_class_claims_follow_the_task_class():
 
     tree_curves = {**curves, "transformer": np.full(k, 0.3), "XGBoost (3 prompts)": np.full(k, 0.5)}
     tree = class_claims(FunctionClassTask(kind="decision_tree", d=5, n_context=10), tree_curves,
-                        tf_errors)
+                        tf_errors, external_prompts=3)
     assert [c.id for c in tree] == ["tree_beats_greedy_tree", "tree_beats_xgboost"]
     assert tree[0].measured == pytest.approx(0.3 / 0.25) and not tree[0].passed
     assert tree[1].measured == pytest.approx(0.9 / 0.5)  # TF on the same 3 prompts
+    assert [c.id for c in class_claims(FunctionClassTask(kind="decision_tree", d=5, n_context=10),
+                                       tree_curves, tf_errors)] == ["tree_beats_greedy_tree"]
 
     relu = class_claims(FunctionClassTask(kind="relu_net", d=5, n_context=10),
                         {**curves, "transformer": np.full(k, 0.22)}, tf_errors)

@@ -158,3 +158,17 @@ def test_claims_per_noise_setting():
     assert claims["gdpp_plateau_σmax=5"].paper == pytest.approx(abs(0.344 / 0.365 - 1), abs=1e-3)
     assert claims["beats_adarr_full_σmax=5"].paper == pytest.approx(0.065 / 0.068, abs=1e-3)
     assert claims["one_layer_analytic_σmax=0"].paper == 1.767
+
+
+def test_paper_column_only_for_the_papers_task():
+    from iclab.recipes.versatile_lt import PAPER_TABLE1, paper_column
+
+    config = quick_config()
+    assert paper_column(config, "σmax=5") is PAPER_TABLE1["σmax=5"]
+    assert paper_column(config, "σmax=2.5") is None
+    assert paper_column(apply_overrides(config, ["task.d=5"]), "σmax=5") is None
+    # every column has the three variants at L = 1..7 and the three ridge baselines
+    assert len(PAPER_TABLE1) == 10
+    for column in PAPER_TABLE1.values():
+        assert all(len(column[v]) == 7 for v in ("gdpp", "diag", "full"))
+        assert {"ConstRR", "AdaRR", "TunedRR"} <= set(column)

@@ -230,6 +230,11 @@ def _lasso_prefix(x, y, alpha):
     return jnp.einsum("kd,kd->k", weights, x)
 
 
+def xgboost_name(prompts: int) -> str:
+    """The curve name of XGBoost, fitted on the first ``prompts`` evaluation prompts."""
+    return f"XGBoost ({prompts} prompts)"
+
+
 def _external_tree_curves(config, x, y, norm, console) -> dict:
     """The unbounded tree (scikit-learn) and XGBoost on the first ``eval.external_prompts``
     prompts, if the optional extra is installed."""
@@ -244,7 +249,7 @@ def _external_tree_curves(config, x, y, norm, console) -> dict:
     curves = {}
     for name, learner in ((f"tree, unbounded (sklearn, {n} prompts)",
                            sklearn_tree_prefix_predictions),
-                          (f"XGBoost ({n} prompts)", xgboost_prefix_predictions)):
+                          (xgboost_name(n), xgboost_prefix_predictions)):
         curves[name] = bootstrap_mean_ci((learner(x, y) - y) ** 2 / norm,
                                          config.eval.bootstrap)
     return curves
@@ -308,7 +313,7 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
     run_dir.write_metrics("final", rows)
 
     claims = class_claims(config.task, {name: c[0] for name, c in curves.items()},
-                          np.mean(per_seed, axis=0))
+                          np.mean(per_seed, axis=0), config.eval.external_prompts)
 
     metrics = run_dir.metrics()
     figures_dir = run_dir.path / "figures"
@@ -362,10 +367,11 @@ def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> 
 
 
 def class_claims(task: FunctionClassTask, mean_errors: dict[str, np.ndarray],
-                 tf_errors: np.ndarray) -> list:
+                 tf_errors: np.ndarray, external_prompts: int = 0) -> list:
     """Garg et al.'s headline for the task's class (§§3–5), from the mean normalised
     error curves ``mean_errors[name][k]`` (k = in-context examples) and the transformer's
-    per-prompt errors ``tf_errors`` (prompts × K, for baselines run on the first prompts):
+    per-prompt errors ``tf_errors`` (prompts × K), for XGBoost restricted to the first
+    ``external_prompts`` prompts on which it was fitted:
 
     * linear: the transformer approaches least squares (error at the last k ≤ 0.1) and
       beats 3-NN and averaging;
@@ -411,13 +417,12 @@ def class_claims(task: FunctionClassTask, mean_errors: dict[str, np.ndarray],
             "tree_beats_greedy_tree", f"decision trees: the transformer beats the greedy "
             f"depth-{task.depth} tree at k = {last}: error TF / tree", tf[last]
             / mean_errors[tree][last], "<", 1.0, paper="TF < greedy tree"))
-        xgb = [name for name in mean_errors if name.startswith("XGBoost (")]
-        if xgb:
-            n = int(xgb[0].split("(")[1].split()[0])
+        n = min(external_prompts, len(tf_errors))
+        if xgboost_name(n) in mean_errors:
             claims.append(check(
                 "tree_beats_xgboost", f"decision trees: the transformer beats XGBoost at "
                 f"k = {last} (the same {n} prompts): error TF / XGBoost",
-                np.mean(tf_errors[:n, last]) / mean_errors[xgb[0]][last], "<", 1.0,
+                np.mean(tf_errors[:n, last]) / mean_errors[xgboost_name(n)][last], "<", 1.0,
                 paper="TF < XGBoost"))
     elif kind == "relu_net":
         if "2-layer NN (Adam)" in mean_errors:

@@ -252,6 +252,16 @@ def _standard_gaussian(task: LinearRegressionTask) -> bool:
     return task.input_dist == "gaussian" and task.input_std == 1.0 and task.w_scale == 1.0
 
 
+def paper_column(config: VersatileLTConfig, label: str) -> dict | None:
+    """The paper's Table 1 column of a noise setting, if the task is the paper's (D = 10,
+    N = 20, x, w ~ N(0, I), noise-free query); else None."""
+    task = config.task
+    if (task.d, task.n_context, task.query_noise) != (10, 20, False) or not \
+            _standard_gaussian(task):
+        return None
+    return PAPER_TABLE1.get(label)
+
+
 def analytic_one_layer_loss(task: LinearRegressionTask) -> float | None:
     """L₁ = ½[D − ND/(N + D + 1 + Eσ²)]: the population loss of the best single
     preconditioned GD step from 0, ŷ = η* Σ_j y_j x_jᵀ x_q with η* = 1/(N + D + 1 + Eσ²),
@@ -471,7 +481,7 @@ def _claims(config, results):
         models = entry["models"]
         best = lambda v, L, models=models: models[(v, L)]["best_adjusted"]
         categorical = entry["kind"] == "categorical"
-        table = PAPER_TABLE1.get(tag) if deepest <= 7 else None  # the paper's column
+        table = paper_column(config, tag) if deepest <= 7 else None
         on_paper = lambda fn, table=table: None if table is None else round(float(fn(table)), 3)
         if 1 in config.layers and entry["analytic_adjusted"] is not None:
             one = min(best(v, 1) for v in config.variants)
@@ -571,7 +581,7 @@ def _write(config, run_dir, results, claims, mode, noise_free=None):
                         "lines: training noise). Right: the implicit weight vector read out "
                         "after each layer, against OLS, the oracle ridge solution and the "
                         "true w."})
-        table = PAPER_TABLE1.get(entry["label"])
+        table = paper_column(config, entry["label"])
         for variant in config.variants:
             for depth in config.layers:
                 adjusted = entry["models"][(variant, depth)]["adjusted"]
