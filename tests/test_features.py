@@ -94,3 +94,50 @@ def test_fit_one_step_from_init_is_exact_and_stationary(key):
             lambda x, y, q: gd_weights(x, y, e, 1, a) @ q)(batch.x, batch.y, batch.x_query)
             - batch.y_query) ** 2), argnums=(0, 1))(w0, eta)
         assert float(jnp.abs(g_w0).max()) < 1e-6 and abs(float(g_eta)) < 1e-6
+
+
+def _label_parts_by_hand(model: FeatureLSA, example) -> tuple[float, float, float]:
+    """ŷ = −Σ_j s_j v_j written out in numpy: s_j = φ_qᵀAφ_j + y_j φ_qᵀa, v_j = φ_jᵀu + y_j c
+    (A, a: W_KQ's feature block and label column; u, c: W_PV's label column)."""
+    attn = model.lsa.blocks[0].attn
+    w_kq, w_pv = np.asarray(attn.qk()[0], np.float64), np.asarray(attn.pv()[0], np.float64)
+    big_a, a, u, c = w_kq[:-1, :-1], w_kq[:-1, -1], w_pv[:-1, -1], w_pv[-1, -1]
+    phi = np.asarray(model.embed(example.x), np.float64)
+    phi_q = np.asarray(model.embed(example.x_query[None])[0], np.float64)
+    y = np.asarray(example.y, np.float64)
+    kernel = phi @ big_a.T @ phi_q  # φ_qᵀAφ_j for each j
+    f0 = -np.sum(kernel * (phi @ u))
+    f1 = -np.sum(y * (c * kernel + (phi_q @ a) * (phi @ u)))
+    f2 = -c * (phi_q @ a) * np.sum(y ** 2)
+    return f0, f1, f2
+
+
+def test_label_polynomial_parts_of_one_attention_layer(key):
+    """The three-point split equals the parts written out from the weights; a GD step has
+    only the linear part; two attention layers are not quadratic in the labels (float64:
+    the label-free part of a random deep stack dwarfs the others)."""
+    from iclab.instruments import label_polynomial_parts
+
+    with jax.enable_x64(True):
+        example = jax.tree.map(lambda a: a[0], SineRegressionTask().sample_batch(key, 1))
+        model = FeatureLSA(1, 6, LSATransformerConfig(init_scale=1.0), key=jax.random.key(5))
+        predict = lambda e: model(to_tokens(e))
+        parts = label_polynomial_parts(predict, example)
+        f0, f1, f2 = _label_parts_by_hand(model, example)
+        assert min(abs(f0), abs(f1), abs(f2)) > 1e-3  # a random layer has all three parts
+        np.testing.assert_allclose([float(parts["label_free"]), float(parts["linear"]),
+                                    float(parts["quadratic"])], [f0, f1, f2], rtol=1e-9)
+        assert float(predict(example)) == pytest.approx(f0 + f1 + f2, rel=1e-9)
+        assert abs(float(parts["degree_residual"])) < 1e-9 * (abs(f0) + abs(f1) + abs(f2))
+
+        gd = FeatureGD(1, 6, lr=0.4, key=key)
+        gd_parts = label_polynomial_parts(lambda e: gd(to_tokens(e)), example)
+        assert float(gd_parts["label_free"]) == 0.0
+        assert abs(float(gd_parts["quadratic"])) < 1e-12
+        assert float(gd_parts["linear"]) == pytest.approx(float(gd(to_tokens(example))),
+                                                          rel=1e-9)
+
+        deep = FeatureLSA(1, 6, LSATransformerConfig(layers=2, init_scale=0.3), key=key)
+        deep_parts = label_polynomial_parts(lambda e: deep(to_tokens(e)), example)
+        label_part = abs(float(deep_parts["linear"])) + abs(float(deep_parts["quadratic"]))
+        assert abs(float(deep_parts["degree_residual"])) > 1e-3 * label_part

@@ -4,6 +4,7 @@ import json
 
 import equinox as eqx
 import jax
+import numpy as np
 import pytest
 
 from iclab.cli import main
@@ -32,6 +33,15 @@ def test_measure_on_a_feature_lsa_that_is_gd_on_its_features(key):
                                                                     rel=1e-6)
         assert float(out["loss_gd_own_features"]) <= float(out["loss_tf"]) * (1 + 1e-9)
         assert float(out["loss_mlp_gd"]) == pytest.approx(float(out["loss_tf"]), rel=1e-6)
+        # a GD step from zero is linear in the context labels: no other part
+        assert float(out["label_linear_share"]) == pytest.approx(1.0, rel=1e-9)
+        assert float(out["label_free_share"]) < 1e-9
+        assert float(out["label_quadratic_share"]) < 1e-9
+        assert float(out["loss_tf_without_quadratic"]) == pytest.approx(float(out["loss_tf"]),
+                                                                        rel=1e-9)
+        mean_square = float(np.mean(np.asarray(batch.y_query) ** 2))
+        assert float(out["tf_relative_error"]) ** 2 * mean_square == pytest.approx(
+            2 * float(out["loss_tf"]), rel=1e-9)
 
 
 def test_smoke_run(tmp_path):
@@ -44,4 +54,5 @@ def test_smoke_run(tmp_path):
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["tf_at_least_mlp_gd", "gd_explains_loss",
                                          "tracks_gd_predictions", "tracks_gd_sensitivities"]
-    assert (run / "report.html").read_text().count("<svg") == 1
+    report = (run / "report.html").read_text()
+    assert report.count("<svg") == 1 and "Its parts in the context labels" in report

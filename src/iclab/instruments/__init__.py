@@ -13,6 +13,7 @@ from iclab.instruments._behaviour import (
     squared_prediction_difference as squared_prediction_difference,
 )
 from iclab.instruments._compare import cosine_similarity as cosine_similarity
+from iclab.instruments._compare import label_polynomial_parts as label_polynomial_parts
 from iclab.instruments._compare import prediction_difference as prediction_difference
 from iclab.instruments._compare import query_loss as query_loss
 from iclab.instruments._compare import query_sensitivity as query_sensitivity

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from iclab.tasks import RegressionExample
+
 
 def query_loss(preds: Float[Array, " b"], targets: Float[Array, " b"]) -> Float[Array, ""]:
     """L = 1/(2B) Σ_b (ŷ_b − y_b)², the ½-MSE on the query used in training."""
@@ -35,6 +37,36 @@ def prediction_difference(preds: Float[Array, " b"], reference: Float[Array, " b
     diff = preds - reference
     return {"mean_abs": jnp.mean(jnp.abs(diff)),
             "relative": jnp.linalg.norm(diff) / jnp.linalg.norm(reference)}
+
+
+def label_polynomial_parts(predict: Callable[[RegressionExample], Float[Array, ""]],
+                           example: RegressionExample) -> dict[str, Float[Array, ""]]:
+    """Split a prediction into its parts of degree 0, 1 and 2 in the context labels.
+
+    One linear self-attention layer whose query carries the label 0 predicts
+    ŷ = −Σ_j s_j v_j with a score s_j and a value v_j that are both affine in y_j, so
+    ŷ(t·y) = f₀ + t f₁ + t² f₂ exactly, and three evaluations give the parts:
+
+        f₀ = ŷ(0),   f₁ = (ŷ(y) − ŷ(−y)) / 2,   f₂ = (ŷ(y) + ŷ(−y)) / 2 − ŷ(0).
+
+    One GD step from w₀ on features φ, ŷ = w₀ᵀφ_q + (η/N) Σ_j (y_j − w₀ᵀφ_j) φ_jᵀφ_q, is
+    a linear model fitted in context: f₂ = 0 (von Oswald et al. 2023, Prop. 1). A large
+    f₂ means the learner uses the labels' energy Σ_j y_j² (times a function of the
+    inputs), which no GD step does.
+
+    Returns:
+        ``label_free`` f₀, ``linear`` f₁, ``quadratic`` f₂, and ``degree_residual``
+        ŷ(2y) − (f₀ + 2 f₁ + 4 f₂): zero when ŷ has degree ≤ 2 in y, so that the split
+        is exact (not so for several attention layers or an MLP on the labels).
+    """
+    def at(t):
+        return predict(RegressionExample(example.x, t * example.y, example.x_query,
+                                         example.y_query, example.w, example.noise_std))
+
+    plus, minus, zero = at(1.0), at(-1.0), at(0.0)
+    linear, quadratic = (plus - minus) / 2, (plus + minus) / 2 - zero
+    return {"label_free": zero, "linear": linear, "quadratic": quadratic,
+            "degree_residual": at(2.0) - (zero + 2 * linear + 4 * quadratic)}
 
 
 def query_sensitivity(predict: Callable[[Float[Array, "t dim"]], Float[Array, ""]],
