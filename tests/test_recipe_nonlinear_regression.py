@@ -11,6 +11,7 @@ from iclab.cli import main
 from iclab.models import FeatureGD, FeatureLSA, LSATransformerConfig
 from iclab.recipes.nonlinear_regression import feature_example, measure
 from iclab.solvers import gd_construction, one_step_optimal_lr
+from iclab.store import RunDir
 from iclab.tasks import SineRegressionTask
 
 
@@ -54,5 +55,7 @@ def test_smoke_run(tmp_path):
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["tf_at_least_mlp_gd", "gd_explains_loss",
                                          "tracks_gd_predictions", "tracks_gd_sensitivities"]
+    tracked = RunDir(run).metrics().query("metric == 'tf/label_quadratic_share'")
+    assert sorted(tracked.step) == [0, 10, 20]  # measured at every evaluation
     report = (run / "report.html").read_text()
-    assert report.count("<svg") == 1 and "Its parts in the context labels" in report
+    assert report.count("<svg") == 2 and "Its parts in the context labels" in report

@@ -125,8 +125,17 @@ def gd_on_features_predict(model: FeatureLSA, w0, eta, example: RegressionExampl
     return gd_weights(phi, example.y, eta, 1, w0) @ model.embed(example.x_query[None])[0]
 
 
+TRACKED = ("pred_diff", "sens_cos", "label_linear_share", "label_quadratic_share")
+"""The TF's agreement with GD on its features, also measured during training."""
+
+
 def measure(tf: FeatureLSA, mlp_gd: FeatureGD, batch: RegressionExample) -> dict:
     """Losses of the TF, MLP + GD and GD on the TF's features, and the agreement."""
+    return {**compare_with_gd(tf, batch), "loss_mlp_gd": regression_loss(mlp_gd, batch)}
+
+
+def compare_with_gd(tf: FeatureLSA, batch: RegressionExample) -> dict:
+    """The TF against one GD step on its own features, and its parts in the labels."""
     tokens = jax.vmap(to_tokens)(batch)
     preds_tf = jax.vmap(tf)(tokens)
     features = feature_example(tf, batch)
@@ -147,8 +156,8 @@ def measure(tf: FeatureLSA, mlp_gd: FeatureGD, batch: RegressionExample) -> dict
     share = lambda p: jnp.linalg.norm(p) / jnp.linalg.norm(preds_tf)
     error = lambda p: jnp.linalg.norm(p - batch.y_query) / jnp.linalg.norm(batch.y_query)
     half = lambda p: query_loss(p, batch.y_query)
-    return {"loss_tf": half(preds_tf), "loss_mlp_gd": regression_loss(mlp_gd, batch),
-            "loss_gd_own_features": half(preds_gd), "loss_gd0_own_features": half(preds_gd0),
+    return {"loss_tf": half(preds_tf), "loss_gd_own_features": half(preds_gd),
+            "loss_gd0_own_features": half(preds_gd0),
             "label_free_share": share(parts["label_free"]),
             "label_linear_share": share(parts["linear"]),
             "label_quadratic_share": share(parts["quadratic"]),
@@ -169,8 +178,14 @@ def run(config: NonlinearConfig, run_dir, console, mode: str = "full") -> list:
               "mlp_gd": lambda key: FeatureGD(task.d, config.features, key=key)}
     labels = {"tf": "TF (features + LSA)", "mlp_gd": "MLP + GD"}
     optims = {"tf": config.optim, "mlp_gd": config.mlp_gd_optim}
-    jobs = [FitJob(Trainer(regression_problem(task, init), optims[tag], config.train),
-                   eval_batch, tag=tag, label=labels[tag]) for tag, init in makers.items()]
+    def evaluate_tf(model, batch):
+        compared = compare_with_gd(model, batch)
+        return {"test_loss": compared["loss_tf"], **{k: compared[k] for k in TRACKED}}
+
+    evaluators = {"tf": evaluate_tf, "mlp_gd": None}
+    jobs = [FitJob(Trainer(regression_problem(task, init, evaluators[tag]), optims[tag],
+                           config.train), eval_batch, tag=tag, label=labels[tag])
+            for tag, init in makers.items()]
     states = fit_concurrently(jobs, run=run_dir, console=console)
     trained = {job.tag: job.trainer.models(state) for job, state in zip(jobs, states, strict=True)}
 
@@ -217,6 +232,23 @@ def run(config: NonlinearConfig, run_dir, console, mode: str = "full") -> list:
                 "caption": "Left: learning curves (thin: seeds). Right: the TF's query "
                            "predictions against one GD step on its own learned features "
                            "(seed 0; grey: identity)."}]
+    fig, axes = figure(2, width=4.6)
+    plot_metric_by_seed(axes[0], metrics, "tf/pred_diff", "relative prediction difference",
+                        color="C0")
+    axes[0].axhline(0.3, color="grey", ls="--", lw=0.8, label="claim: ≤ 0.3")
+    plot_metric_by_seed(axes[0], metrics, "tf/sens_cos", "sensitivity cosine", color="C2")
+    axes[0].set_ylabel("TF vs one GD step on its features")
+    axes[0].legend(fontsize=7)
+    plot_metric_by_seed(axes[1], metrics, "tf/label_linear_share", "linear f₁", color="C3")
+    plot_metric_by_seed(axes[1], metrics, "tf/label_quadratic_share", "quadratic f₂",
+                        color="C4")
+    axes[1].set_ylabel("‖f_k‖ / ‖ŷ_TF‖ (parts in the context labels)")
+    axes[1].legend(fontsize=7)
+    figures.append({"svg": save_figure(fig, folder, "gd_likeness_over_training"),
+                    "caption": "The TF's agreement with one GD step (fitted w₀, η) on its "
+                               "features at each evaluation (left), and the shares of its "
+                               "prediction that are linear and quadratic in the context "
+                               "labels (right; a GD step has no quadratic part)."})
     table = [[config.train.seed + s] + [float(m[k]) for k in scalars]
              for s, m in enumerate(per_seed)]
     sections = [{"title": "Per seed", "table": {"columns": ["seed", *scalars], "rows": table}},
