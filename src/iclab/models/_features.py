@@ -77,6 +77,9 @@ def gd_form(model: FeatureLSA) -> FeatureLSA:
     −η/N, and drops everything else (label terms in the scores, feature outputs of the
     values): the result predicts ŷ = (η/N) Σ_j y_j φ(x_j)ᵀ A φ(x_q), one GD step on the
     features A^{1/2}φ. Comparing it with the model measures how GD-like the model is.
+    The dropped cross term −Σ_j y_j (φ_qᵀa)(φ_jᵀu) (label column a of W_KQ, feature rows u
+    of W_PV) is also linear in the labels; ``iclab.instruments.label_polynomial_parts``
+    gives the exact split of any such prediction by degree in the labels.
     """
     if model.lsa.n_layers != 1 or model.lsa.blocks[0].mlp is not None \
             or model.lsa.blocks[0].ln_attn is not None or model.lsa.blocks[0].attn.softmax:
