@@ -37,3 +37,13 @@ def test_bad_overrides_name_the_key(item, key, fragment):
 def test_leaf_keys_cover_nested_configs():
     keys = leaf_keys(IclGdConfig)
     assert {"task.d", "model.layers", "optim.lr", "train.steps", "eval.tasks"} <= set(keys)
+
+
+def test_a_second_nested_config_of_the_same_type_is_named_as_typed():
+    """MLP + GD's optimiser validates like the TF's but the error names the key typed."""
+    from iclab.recipes.nonlinear_regression import NonlinearConfig
+
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(NonlinearConfig(), ["mlp_gd_optim.lr=-1"])
+    assert err.value.key == "mlp_gd_optim.lr" and "a number > 0" in str(err.value)
+    assert apply_overrides(NonlinearConfig(), ["mlp_gd_optim.lr=1e-4"]).mlp_gd_optim.lr == 1e-4

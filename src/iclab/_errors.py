@@ -6,6 +6,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: object, allowed: str, unknown_key: bool = False):
         self.key, self.value, self.allowed = key, value, allowed
+        self.unknown_key = unknown_key
         if unknown_key:
             super().__init__(f"unknown config key '{key}' (allowed keys: {allowed})")
         else:

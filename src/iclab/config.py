@@ -104,4 +104,12 @@ def _set(config: Any, path: list[str], text: str, full_key: str) -> Any:
         value = _set(getattr(config, name), path[1:], text, full_key)
     else:
         value = _parse_scalar(full_key, text, _field_types(type(config))[name])
+        try:
+            return dataclasses.replace(config, **{name: value})
+        except ConfigError as err:
+            # a nested config validates under its usual name ("optim.lr"); report the key
+            # as typed when the same config type sits elsewhere ("mlp_gd_optim.lr")
+            if err.key.rsplit(".", 1)[-1] == name and not err.unknown_key:
+                raise ConfigError(full_key, err.value, err.allowed) from None
+            raise
     return dataclasses.replace(config, **{name: value})
