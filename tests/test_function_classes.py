@@ -338,3 +338,22 @@ def test_class_claims_follow_the_task_class():
                                        no_network, tf_errors)] == ["relu_beats_least_squares"]
     assert class_claims(FunctionClassTask(kind="quadratic", d=5, n_context=10), curves,
                         tf_errors) == []
+
+
+def test_full_mode_uses_gargs_points_per_class_unless_set():
+    """Trees and ReLU networks get 101 points (curriculum 26 → 101 by 5) in the full mode;
+    keys set on the command line, the quick mode and the other classes are left alone."""
+    from iclab.cli._main import RunCmd, _prepare
+
+    def prepared(*overrides, quick=False):
+        return _prepare(RunCmd(recipe="function-classes", quick=quick, set=list(overrides)))[1]
+
+    for kind in ("decision_tree", "relu_net"):
+        config = prepared(f"task.kind={kind}")
+        assert (config.task.n_context, config.curriculum.points_start,
+                config.curriculum.points_inc) == (100, 26, 5)
+    kept = prepared("task.kind=relu_net", "task.n_context=60")
+    assert kept.task.n_context == 60 and kept.curriculum.points_start == 26
+    linear = prepared("task.kind=linear")
+    assert (linear.task.n_context, linear.curriculum.points_start) == (40, 11)
+    assert prepared("task.kind=decision_tree", quick=True).task.n_context == 10

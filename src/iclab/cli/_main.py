@@ -105,7 +105,11 @@ def _prepare(cmd: RunCmd):
         config = dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                        seeds=cmd.seeds))
     config = apply_overrides(config, cmd.set)
-    return recipe, config, "quick" if cmd.quick else "full"
+    mode = "quick" if cmd.quick else "full"
+    if recipe.resolve is not None:
+        set_keys = frozenset(item.split("=", 1)[0].strip() for item in cmd.set)
+        config = recipe.resolve(config, mode, set_keys)
+    return recipe, config, mode
 
 
 def cmd_run(cmd: RunCmd, console: Console) -> int:

@@ -14,6 +14,11 @@ class Recipe:
     ``run(config, run_dir, console)`` trains (resuming from ``run_dir``'s checkpoint
     if there is one), measures, writes metrics, figures and the report into
     ``run_dir`` and returns the list of ``Claim`` objects.
+
+    ``resolve(config, mode, set_keys)``, if given, fills in settings that depend on
+    other settings (e.g. a paper's per-class defaults) after the ``--set`` overrides,
+    leaving the keys in ``set_keys`` (those the user set) alone; the run's saved config
+    is the resolved one.
     """
 
     name: str
@@ -23,6 +28,7 @@ class Recipe:
     full: Callable[[], Any]
     quick: Callable[[], Any]
     run: Callable[..., list]
+    resolve: Callable[[Any, str, frozenset[str]], Any] | None = None
 
 
 _REGISTRY: dict[str, Recipe] = {}

@@ -24,8 +24,8 @@ trees are also compared with the unbounded-depth tree (scikit-learn) and XGBoost
 linear — better than least squares below k = d and as good as Lasso; decision trees —
 better than the greedy tree and XGBoost; ReLU networks — as good as the Adam-trained
 network and better than least squares. Quadratic functions carry none.
-Garg et al. use 101 points for trees and ReLU networks (curriculum 26 → 101 by 5):
-``--set task.n_context=100 --set curriculum.points_start=26 --set curriculum.points_inc=5``.
+In the full mode, decision trees and ReLU networks get Garg et al.'s 101 points
+(curriculum 26 → 101 by 5; ``resolve``) unless those keys are set on the command line.
 
 Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
@@ -42,6 +42,7 @@ import numpy as np
 from jaxtyping import Array
 
 from iclab._errors import check_nonnegative, check_positive, check_positive_int
+from iclab.config import apply_overrides
 from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
 from iclab.instruments import bootstrap_mean_ci
 from iclab.models import GPT, GPTConfig
@@ -172,6 +173,23 @@ def full_config() -> FunctionClassesConfig:
     """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points):
     GPU-scale (80 steps/s on one H100, so about 1.7 h for the 500k steps)."""
     return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True))
+
+
+GARG_POINTS = {"decision_tree": {"task.n_context": 100, "curriculum.points_start": 26,
+                                  "curriculum.points_inc": 5}}
+GARG_POINTS["relu_net"] = GARG_POINTS["decision_tree"]
+"""Garg et al.'s prompt lengths for the classes that differ from the default 41 points
+(``conf/*.yaml`` of their code)."""
+
+
+def resolve(config: FunctionClassesConfig, mode: str, set_keys: frozenset[str]
+            ) -> FunctionClassesConfig:
+    """The full mode with Garg et al.'s points for the chosen class, except where set."""
+    if mode != "full":
+        return config
+    defaults = GARG_POINTS.get(config.task.kind, {})
+    return apply_overrides(config, [f"{key}={value}" for key, value in defaults.items()
+                                    if key not in set_keys])
 
 
 def quick_config() -> FunctionClassesConfig:
@@ -494,4 +512,4 @@ RECIPE = register(Recipe(
                 "squares; out-of-distribution prompts (Garg et al. 2022; claims for the linear "
                 "class)",
     paper=PAPER, config_type=FunctionClassesConfig, full=full_config, quick=quick_config,
-    run=run))
+    run=run, resolve=resolve))
