@@ -9,7 +9,7 @@ import pytest
 
 from iclab.cli import main
 from iclab.models import FeatureGD, FeatureLSA, LSATransformerConfig
-from iclab.recipes.nonlinear_regression import feature_example, measure
+from iclab.recipes.nonlinear_regression import feature_example, full_config, measure, quick_config
 from iclab.solvers import gd_construction, one_step_optimal_lr
 from iclab.store import RunDir
 from iclab.tasks import SineRegressionTask
@@ -43,6 +43,16 @@ def test_measure_on_a_feature_lsa_that_is_gd_on_its_features(key):
         mean_square = float(np.mean(np.asarray(batch.y_query) ** 2))
         assert float(out["tf_relative_error"]) ** 2 * mean_square == pytest.approx(
             2 * float(out["loss_tf"]), rel=1e-9)
+
+
+def test_quick_mode_keeps_the_references_task_model_and_batch():
+    """The quick mode only cuts steps and seeds: the batch decides whether the layer learns
+    a GD step or the label-energy regime (measured; module docstring)."""
+    quick, full = quick_config(), full_config()
+    assert quick.train.batch_size == full.train.batch_size == 2048
+    assert (quick.task, quick.features, quick.optim, quick.mlp_gd_optim) == \
+        (full.task, full.features, full.optim, full.mlp_gd_optim)
+    assert quick.train.steps < full.train.steps and quick.train.seeds < full.train.seeds
 
 
 def test_smoke_run(tmp_path):
