@@ -21,7 +21,7 @@ run: venv
 	$(BIN)/iclab run icl-gd --quick
 
 test: venv
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q -n 2
 
 slow: venv

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from _timing import timed
-from iclab.engine import pairs_population_loss
-from iclab.models import DisentangledCoordinates, DisentangledTransformer
+from iclab.models import DisentangledCoordinates, DisentangledTransformer, pairs_population_loss
 from iclab.tasks import OrthonormalPairsTask, finite_symmetry_orbit
 
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from iclab.engine import TrainConfig, Trainer
-from iclab.recipes.icl_gd import full_config, make_problem
+from iclab.recipes.icl_gd import experiment, full_config
 
 
 def rss_gb(who=resource.RUSAGE_SELF) -> float:
@@ -92,7 +92,7 @@ def time_data_only(config, steps: int) -> float:
 
 def bench_step(steps: int) -> None:
     config = full_config()
-    trainer = Trainer(make_problem(config), config.optim,
+    trainer = Trainer(experiment(config)[0].problem, config.optim,
                       TrainConfig(steps=steps, batch_size=2048, seeds=1))
     state = trainer.init()
     flops = step_flops(trainer, state)
@@ -114,7 +114,7 @@ def bench_step(steps: int) -> None:
 
 def bench_sweep(steps: int, models: int = 64, batch: int = 64, e2e_sample: int = 8) -> None:
     config = full_config()
-    problem = make_problem(config)
+    problem = experiment(config)[0].problem
     print(f"\n## {models} models x batch {batch}, {steps} steps each")
     vmapped = Trainer(problem, config.optim, TrainConfig(steps=steps, batch_size=batch,
                                                          seeds=models))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from iclab._errors import ConfigError
-from iclab.engine import pairs_population_loss
 from iclab.models import (
     DisentangledCoordinates,
     DisentangledTransformer,
+    pairs_population_loss,
     subspace_basis,
     subspace_coordinates,
     subspace_residual,

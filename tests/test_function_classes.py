@@ -83,18 +83,19 @@ def test_function_classes_smoke_run(tmp_path):
     (run,) = (tmp_path / "function-classes").iterdir()
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["near_least_squares", "beats_knn_and_averaging"]
-    from iclab.store import load_metrics
+    from iclab.store import load_run
 
-    df = load_metrics(run)
-    ls = df[df.metric == "error/least squares"].sort_values("step").value.to_numpy()
+    tables = load_run(run).tables
+    curves = tables["curves"]
+    ls = curves[curves.learner == "least squares"].sort_values("k")["mean"].to_numpy()
     assert ls.shape == (11,) and 0.5 < ls[0] < 2.0  # k = 0: the zero prediction, error ≈ 1
     assert np.all(ls[6:] < 1e-3)  # k > d: least squares is exact on noise-free tasks
-    assert (df.metric == "error/2-layer NN (Adam)").sum() == 11
-    ood = df[df.metric.str.startswith("ood/")]
-    names = {m.split("/")[1] for m in ood.metric}
+    assert (curves.learner == "2-layer NN (Adam)").sum() == 11
+    ood = tables["ood"]
+    names = set(ood.prompts)
     assert {"standard", "random_quadrants", "orthogonal_query", "repeated_query",
             "half_subspace", "skewed", "noisy_labels", "scale_x×2", "scale_y×0.5"} <= names
-    orth = ood[ood.metric == "ood/orthogonal_query/least squares"]
+    orth = ood[(ood.prompts == "orthogonal_query") & (ood.learner == "least squares")]
     assert len(orth) == 5  # min(K, d) points
     assert (run / "figures" / "ood_prompts.svg").exists()
 
@@ -105,7 +106,7 @@ def test_decision_tree_run_has_the_tree_baselines(tmp_path):
     import json
 
     from iclab.cli import main
-    from iclab.store import load_metrics
+    from iclab.store import load_run
 
     code = main(["run", "function-classes", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "task.kind=decision_tree", "--set", "train.steps=20",
@@ -115,23 +116,21 @@ def test_decision_tree_run_has_the_tree_baselines(tmp_path):
                  "--set", "network_baseline=false"])
     assert code in (0, 1)
     (run,) = (tmp_path / "function-classes").iterdir()
-    df = load_metrics(run)
-    names = {m.split("/", 1)[1] for m in df.metric if m.startswith("error/")}
+    curves = load_run(run).tables["curves"]
     assert {"greedy tree (depth 4)", "tree, unbounded (sklearn, 3 prompts)",
-            "XGBoost (3 prompts)"} <= names
-    unbounded = df[df.metric == "error/tree, unbounded (sklearn, 3 prompts)"]
-    assert unbounded.sort_values("step").value.iloc[0] > 0  # k = 0: predicts 0
+            "XGBoost (3 prompts)"} <= set(curves.learner)
+    unbounded = curves[curves.learner == "tree, unbounded (sklearn, 3 prompts)"]
+    assert unbounded.sort_values("k")["mean"].iloc[0] > 0  # k = 0: predicts 0
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["tree_beats_greedy_tree", "tree_beats_xgboost"]
 
 
 def test_lasso_prefix_equals_lasso_on_the_seen_pairs(key):
-    from iclab.recipes.function_classes import _lasso_prefix
-    from iclab.solvers import lasso_weights
+    from iclab.solvers import lasso_prefix_predictions, lasso_weights
 
     example = LinearRegressionTask(d=4, n_context=9, input_dist="gaussian").sample(key)
     x, y = all_points(example)
-    preds = _lasso_prefix(x, y, 0.05)
+    preds = lasso_prefix_predictions(x, y, 0.05)
     assert float(preds[0]) == 0.0
     for i in (3, 7):
         w = lasso_weights(x[:i], y[:i], 0.05, 500)
@@ -277,7 +276,7 @@ def test_curriculum_schedule_and_truncated_sampling(key):
 
 
 def test_masked_loss_equals_the_truncated_prompt_loss(key):
-    from iclab.recipes.function_classes import MaskedPrompts, prompt_loss
+    from iclab.engine import MaskedPrompts, prompt_loss
     from iclab.tasks import FunctionClassTask, interleave
 
     task = FunctionClassTask(kind="linear", d=3, n_context=6)
@@ -291,11 +290,32 @@ def test_masked_loss_equals_the_truncated_prompt_loss(key):
         float(prompt_loss(model, batch)), rel=1e-6)
 
 
+def _class_rows(kind: str, curves: dict, tf_errors=None, external_prompts: int = 0) -> list:
+    """Garg et al.'s claims for a class, evaluated on tables built from error curves."""
+    import pandas as pd
+
+    from iclab.config import apply_overrides
+    from iclab.framework import Results, evaluate_rows
+    from iclab.recipes.function_classes import claims, quick_config, xgboost_name
+
+    config = apply_overrides(quick_config(), [f"task.kind={kind}", "task.d=5",
+                                              "task.n_context=10"])
+    tables = {"curves": pd.concat([pd.DataFrame({"learner": name, "k": np.arange(len(c)),
+                                                 "mean": c}) for name, c in curves.items()]),
+              "transformer_seeds": pd.DataFrame({"seed": 0, "k": np.arange(11),
+                                                 "error": curves["transformer"]})}
+    if xgboost_name(external_prompts) in curves:
+        tables["xgboost_subset"] = pd.DataFrame({
+            "seed": [0], "prompts": [external_prompts],
+            "transformer_error_last_k": [tf_errors[:external_prompts, -1].mean()]})
+    from types import SimpleNamespace
+
+    rows = evaluate_rows(claims(config), Results(config, tables, pd.DataFrame()))
+    return [SimpleNamespace(**r) for r in rows]
+
+
 def test_class_claims_follow_the_task_class():
     """Each class gets Garg et al.'s claim for it, computed from the error curves."""
-    from iclab.recipes.function_classes import class_claims
-    from iclab.tasks import FunctionClassTask
-
     k = 11
     ramp = np.linspace(1.0, 0.1, k)
     curves = {"transformer": 0.5 * ramp, "least squares": ramp, "3-NN": np.full(k, 0.6),
@@ -305,48 +325,41 @@ def test_class_claims_follow_the_task_class():
     tf_errors = np.tile(curves["transformer"], (8, 1))
     tf_errors[:3, -1] = 0.9  # the first 3 prompts are the transformer's worst
 
-    linear = class_claims(FunctionClassTask(kind="linear", d=5, n_context=10), curves, tf_errors)
+    linear = _class_rows("linear", curves)
     assert [c.id for c in linear] == ["near_least_squares", "beats_knn_and_averaging"]
     assert linear[0].measured == pytest.approx(0.05) and linear[0].passed
     assert linear[1].measured == pytest.approx(0.05 / 0.55) and linear[1].passed
 
-    sparse = class_claims(FunctionClassTask(kind="sparse_linear", d=5, n_context=10), curves,
-                          tf_errors)
+    sparse = _class_rows("sparse_linear", curves)
     assert [c.id for c in sparse] == ["sparse_beats_least_squares", "sparse_matches_lasso"]
     assert sparse[0].measured == pytest.approx(0.5) and sparse[0].passed
     assert sparse[1].measured == pytest.approx(0.5 / 0.45) and sparse[1].passed
     curves_worse = {**curves, "transformer": 0.6 * ramp}
-    assert not class_claims(FunctionClassTask(kind="sparse_linear", d=5, n_context=10),
-                            curves_worse, tf_errors)[1].passed  # 1.33 > 1.25
+    assert not _class_rows("sparse_linear", curves_worse)[1].passed  # 1.33 > 1.25
 
     tree_curves = {**curves, "transformer": np.full(k, 0.3), "XGBoost (3 prompts)": np.full(k, 0.5)}
-    tree = class_claims(FunctionClassTask(kind="decision_tree", d=5, n_context=10), tree_curves,
-                        tf_errors, external_prompts=3)
+    tree = _class_rows("decision_tree", tree_curves, tf_errors, external_prompts=3)
     assert [c.id for c in tree] == ["tree_beats_greedy_tree", "tree_beats_xgboost"]
     assert tree[0].measured == pytest.approx(0.3 / 0.25) and not tree[0].passed
     assert tree[1].measured == pytest.approx(0.9 / 0.5)  # TF on the same 3 prompts
-    assert [c.id for c in class_claims(FunctionClassTask(kind="decision_tree", d=5, n_context=10),
-                                       tree_curves, tf_errors)] == ["tree_beats_greedy_tree"]
+    assert [c.id for c in _class_rows("decision_tree", tree_curves)] == ["tree_beats_greedy_tree"]
 
-    relu = class_claims(FunctionClassTask(kind="relu_net", d=5, n_context=10),
-                        {**curves, "transformer": np.full(k, 0.22)}, tf_errors)
+    relu = _class_rows("relu_net", {**curves, "transformer": np.full(k, 0.22)})
     assert [c.id for c in relu] == ["relu_matches_network", "relu_beats_least_squares"]
     assert relu[0].measured == pytest.approx(1.1) and relu[0].passed
     assert relu[1].measured == pytest.approx(2.2) and not relu[1].passed
     no_network = {n: c for n, c in curves.items() if n != "2-layer NN (Adam)"}
-    assert [c.id for c in class_claims(FunctionClassTask(kind="relu_net", d=5, n_context=10),
-                                       no_network, tf_errors)] == ["relu_beats_least_squares"]
-    assert class_claims(FunctionClassTask(kind="quadratic", d=5, n_context=10), curves,
-                        tf_errors) == []
+    assert [c.id for c in _class_rows("relu_net", no_network)] == ["relu_beats_least_squares"]
+    assert _class_rows("quadratic", curves) == []
 
 
 def test_full_mode_uses_gargs_points_per_class_unless_set():
     """Trees and ReLU networks get 101 points (curriculum 26 → 101 by 5) in the full mode;
     keys set on the command line, the quick mode and the other classes are left alone."""
-    from iclab.cli._main import RunCmd, _prepare
+    from iclab.framework import make_config
 
     def prepared(*overrides, quick=False):
-        return _prepare(RunCmd(recipe="function-classes", quick=quick, set=list(overrides)))[1]
+        return make_config("function-classes", quick, overrides=list(overrides))[1]
 
     for kind in ("decision_tree", "relu_net"):
         config = prepared(f"task.kind={kind}")

@@ -9,12 +9,14 @@ import pytest
 from iclab._errors import ConfigError
 from iclab.cli import main
 from iclab.config import apply_overrides
-from iclab.recipes.bursty_icl import quick_config, sequence_tokens
+from iclab.recipes.bursty_icl import quick_config
+from iclab.store import load_run
+from iclab.tasks import bursty_tokens
 
 
-def test_sequence_tokens_interleave_items_and_one_hot_labels():
+def test_bursty_tokens_interleave_items_and_one_hot_labels():
     items = jnp.arange(6.0).reshape(2, 3)
-    tokens = np.asarray(sequence_tokens(items, jnp.array([1, 0]), jnp.array([9.0, 9, 9]), 2))
+    tokens = np.asarray(bursty_tokens(items, jnp.array([1, 0]), jnp.array([9.0, 9, 9]), 2))
     np.testing.assert_array_equal(tokens, [[0, 1, 2, 0, 0], [0, 0, 0, 0, 1],
                                            [3, 4, 5, 0, 0], [0, 0, 0, 1, 0],
                                            [9, 9, 9, 0, 0]])
@@ -38,6 +40,6 @@ def test_smoke_run_writes_the_grid(tmp_path):
     (run,) = (tmp_path / "bursty-icl").iterdir()
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["icl_emerges", "no_icl_few_classes"]
-    grid = json.loads((run / "grid.json").read_text())
-    assert {(g["burstiness"], g["classes"]) for g in grid} == {(4, 8), (4, 16)}
-    assert all(0 <= g["icl_accuracy"] <= 1 for g in grid)
+    grid = load_run(run).tables["grid"]
+    assert set(zip(grid.burstiness, grid.classes, strict=True)) == {(4, 8), (4, 16)}
+    assert grid.icl_accuracy.between(0, 1).all() and list(grid.seed) == [0, 0]

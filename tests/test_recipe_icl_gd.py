@@ -3,17 +3,20 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from iclab.cli import main
-from iclab.store import RunDir, list_runs, load_metrics
+from iclab.store import RunDir, list_runs, load_metrics, load_run
 
-CLAIM_KEYS = {"id", "claim", "measured", "criterion", "paper", "passed"}
+CLAIM_KEYS = {"id", "claim", "measured", "criterion", "paper", "reference", "passed",
+              "per_seed", "interval", "fragile", "error", "note"}
 
 
 def _only_run(root):
@@ -26,23 +29,27 @@ def test_quick_mode_passes_every_claim(tmp_path, capsys):
     run = _only_run(tmp_path)
     claims = json.loads((run.path / "claims.json").read_text())
     assert code == 0, claims
-    assert [c["id"] for c in claims] == ["loss_vs_gd", "pred_diff", "sens_cos", "weights_cos",
-                                         "construction_exact"]
-    for c in claims:
+    checks = json.loads((run.path / "checks.json").read_text())
+    assert [c["id"] for c in claims] == ["loss_vs_gd", "pred_diff", "sens_cos", "weights_cos"]
+    assert [c["id"] for c in checks] == ["construction_exact"]
+    for c in claims + checks:
         assert set(c) == CLAIM_KEYS and isinstance(c["measured"], float) and c["passed"] is True
+    for c in claims:  # 3 seeds: per-seed values and a 95 % interval around the statistic
+        assert len(c["per_seed"]) == 3 and c["interval"][0] <= c["measured"] <= c["interval"][1]
     assert run.status()["status"] == "complete"
     html = (run.path / "report.html").read_text()
     assert html.count("<svg") >= 4
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing to fetch
     assert "<link" not in html
-    assert "5/5 claims pass" in html
+    assert "4/4 claims pass" in html and "1/1 checks pass" in html
     df = load_metrics(tmp_path)
     seeds = df[df.metric == "test_loss"].seed.unique()
     assert len(seeds) == 3
     assert df[df.metric == "test_loss"].step.max() == 1500
     assert list_runs(tmp_path).status.tolist() == ["complete"]
     assert main(["show", run.run_id, "--out", str(tmp_path)]) == 0
-    assert "loss_ratio_to_gd" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "seeds" in out and "construction_exact" in out  # the tables and the checks
 
 
 SMALL = ["--set", "train.steps=2000", "--set", "train.batch_size=512", "--set",
@@ -89,6 +96,38 @@ def test_killed_run_keeps_its_metrics_and_resumes_to_the_same_numbers(tmp_path):
     assert a[["metric", "seed", "step"]].equals(b[["metric", "seed", "step"]])
     assert (a.value.to_numpy() == b.value.to_numpy()).all()
     assert [c["measured"] for c in reference.claims()] == [c["measured"] for c in killed.claims()]
+    for name in ("seeds", "gd", "input_scale"):
+        pd.testing.assert_frame_equal(load_run(reference.path).tables[name],
+                                      load_run(killed.path).tables[name])
+
+
+def test_report_rebuilds_the_run_folder_and_an_interrupted_run(tmp_path, capsys):
+    """``iclab report`` re-evaluates the claims and re-renders the report from the folder
+    alone: the same report.html and claims.json; a run stopped before its measurement gets
+    a report of what it wrote, and no claims file."""
+    small = ["--set", "train.steps=200", "--set", "eval.tasks=500", "--set",
+             "eval.ood_tasks=50", "--seeds", "2", "--out", str(tmp_path)]
+    main(["run", "icl-gd", *small])
+    run = _only_run(tmp_path)
+    before = {name: (run.path / name).read_bytes() for name in
+              ("report.html", "claims.json", "checks.json", "figures/loss.svg")}
+    for name in before:
+        (run.path / name).unlink()
+    assert main(["report", str(run.path)]) in (0, 1)
+    assert {name: (run.path / name).read_bytes() for name in before} == before
+
+    # the same run, stopped after training: no tables yet
+    for part in ("tables", "figures"):
+        shutil.rmtree(run.path / part)
+    for name in ("claims.json", "checks.json", "report.html"):
+        (run.path / name).unlink()
+    run.set_status("incomplete", note="interrupted")
+    assert main(["report", run.run_id, "--out", str(tmp_path)]) == 1
+    html = (run.path / "report.html").read_text()
+    assert "This run is incomplete" in html and "not measured" in html
+    assert html.count("<svg") == 2  # the training curves, from the metric history
+    assert not (run.path / "claims.json").exists() and run.status()["status"] == "incomplete"
+    assert main(["report", "no-such-run", "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow

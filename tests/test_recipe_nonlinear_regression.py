@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from iclab.cli import main
+from iclab.engine import regression_loss
 from iclab.models import FeatureGD, FeatureLSA, LSATransformerConfig
-from iclab.recipes.nonlinear_regression import feature_example, full_config, measure, quick_config
+from iclab.recipes.nonlinear_regression import (
+    compare_with_gd,
+    feature_example,
+    full_config,
+    quick_config,
+)
 from iclab.solvers import gd_construction, one_step_optimal_lr
 from iclab.store import RunDir
 from iclab.tasks import SineRegressionTask
@@ -27,7 +33,7 @@ def test_measure_on_a_feature_lsa_that_is_gd_on_its_features(key):
         eta = float(one_step_optimal_lr(feature_example(model, batch)))
         model = eqx.tree_at(lambda f: f.lsa, model, gd_construction(m, 10, lr=eta))
         mlp_gd = eqx.tree_at(lambda f: f.embed, FeatureGD(1, m, lr=eta, key=key), model.embed)
-        out = measure(model, mlp_gd, batch)
+        out = {**compare_with_gd(model, batch), "loss_mlp_gd": regression_loss(mlp_gd, batch)}
         assert float(out["eta0"]) == pytest.approx(eta, rel=1e-9)
         assert float(out["pred_diff_gd0"]) < 1e-6
         assert float(out["loss_gd0_own_features"]) == pytest.approx(float(out["loss_tf"]),

@@ -44,15 +44,29 @@ def training_progress(console: Console, description: str, total: int, start: int
         yield add(description, total, start)
 
 
+def _source(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        text = _source(value.get("value"))
+        return f"{text} ({value['where']})" if value.get("where") else text
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
 def claims_table(claims: list[dict], title: str = "Claims") -> Table:
+    """Claims (or checks) as rows of ``claims.json``: measured, criterion, paper and
+    reference-code values, result (``fragile`` when the interval straddles the threshold)."""
     table = Table(title=title)
-    for column in ("id", "claim", "measured", "criterion", "paper", "result"):
+    for column in ("id", "claim", "measured", "criterion", "paper", "reference", "result"):
         table.add_column(column, justify="right" if column == "measured" else "left",
-                         no_wrap=column != "claim" and column != "paper")
+                         no_wrap=column not in ("claim", "paper", "reference"))
     for c in claims:
         measured = "nan" if c["measured"] is None else f"{c['measured']:.5g}"
-        paper = "–" if c["paper"] is None else (f"{c['paper']:.5g}" if isinstance(c["paper"], float)
-                                                else str(c["paper"]))
+        if c.get("interval"):
+            measured += f" [{c['interval'][0]:.3g}, {c['interval'][1]:.3g}]"
         result = "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]"
-        table.add_row(c["id"], c["claim"], measured, c["criterion"], paper, result)
+        if c.get("fragile"):
+            result += " [yellow]fragile[/yellow]"
+        table.add_row(c["id"], c["claim"], measured, c["criterion"], _source(c.get("paper")),
+                      _source(c.get("reference")), result)
     return table

@@ -10,7 +10,11 @@ import types
 import typing
 from typing import Any
 
-from iclab._errors import ConfigError
+from iclab._errors import ConfigError as ConfigError
+from iclab._errors import check_choice as check_choice
+from iclab._errors import check_nonnegative as check_nonnegative
+from iclab._errors import check_positive as check_positive
+from iclab._errors import check_positive_int as check_positive_int
 
 
 def to_dict(config: Any) -> dict:

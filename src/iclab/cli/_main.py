@@ -1,11 +1,11 @@
-"""``iclab list | run | runs | show`` (tyro subcommands).
+"""``iclab list | run | report | runs | show`` (tyro subcommands).
 
 Exit codes of ``iclab run``: 0 when the run completes and every claim passes, 1
-when it completes with a failing claim (or fails), 2 on bad input, 130 when
-interrupted (the run folder stays "incomplete" and can be resumed).
+when it completes with a failing claim or check (or fails), 2 on bad input, 130 when
+interrupted (the run folder stays "incomplete" and can be resumed). ``iclab report``
+exits the same way for the claims it re-evaluates (1 for an incomplete run).
 """
 
-import dataclasses
 import os
 import sys
 import traceback
@@ -17,7 +17,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from iclab._errors import ConfigError, check_positive_int
+from iclab._errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,16 @@ class RunCmd:
 
 
 @dataclass(frozen=True)
+class ReportCmd:
+    """Re-evaluate the claims and re-render the report of a run folder (no training)."""
+
+    run: tyro.conf.Positional[str]
+    """run id (or unique prefix) or run folder."""
+    out: Path = Path("runs")
+    """root folder of the run folders."""
+
+
+@dataclass(frozen=True)
 class RunsCmd:
     """List the runs under the store root."""
 
@@ -67,7 +77,7 @@ def _fail(console: Console, message: str) -> int:
 
 
 def cmd_list(console: Console) -> int:
-    from iclab.recipes import recipes
+    from iclab.framework import recipes
 
     table = Table(title="iclab recipes")
     table.add_column("recipe")
@@ -89,27 +99,17 @@ def _resume_point(steps: dict[str, int]) -> str:
     return f"from {len(steps)} checkpoints ({span})"
 
 
-def _prepare(cmd: RunCmd):
-    """Resolve recipe and config, or raise ConfigError: nothing is written before this passes."""
-    from iclab.config import apply_overrides
-    from iclab.recipes import get_recipe
+def _summary(console: Console, name: str, mode: str, claims: list[dict], checks: list[dict]
+             ) -> None:
+    from iclab._console import claims_table
 
-    if cmd.recipe is None:
-        from iclab.recipes import recipes
+    console.print(claims_table(claims, title=f"{name} ({mode}): claims"))
+    if checks:
+        console.print(claims_table(checks, title=f"{name} ({mode}): checks (by construction)"))
 
-        raise ConfigError("recipe", None, ", ".join(recipes()))
-    recipe = get_recipe(cmd.recipe)
-    config = recipe.quick() if cmd.quick else recipe.full()
-    if cmd.seeds is not None:
-        check_positive_int("--seeds", cmd.seeds)
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                       seeds=cmd.seeds))
-    config = apply_overrides(config, cmd.set)
-    mode = "quick" if cmd.quick else "full"
-    if recipe.resolve is not None:
-        set_keys = frozenset(item.split("=", 1)[0].strip() for item in cmd.set)
-        config = recipe.resolve(config, mode, set_keys)
-    return recipe, config, mode
+
+def _exit_code(claims: list[dict], checks: list[dict]) -> int:
+    return 0 if all(c["passed"] for c in claims + checks) else 1
 
 
 def cmd_run(cmd: RunCmd, console: Console) -> int:
@@ -117,9 +117,8 @@ def cmd_run(cmd: RunCmd, console: Console) -> int:
 
     # Claims compare float32 computations at ~1e-5: no TF32 / bf16 matmul passes on GPUs.
     jax.config.update("jax_default_matmul_precision", "highest")
-    from iclab._console import claims_table
     from iclab.config import from_dict, to_dict
-    from iclab.recipes import get_recipe
+    from iclab.framework import execute, get_recipe, make_config
     from iclab.store import RunDir, find_run
 
     try:
@@ -137,11 +136,15 @@ def cmd_run(cmd: RunCmd, console: Console) -> int:
             mode = saved["mode"]
             if run.status()["status"] == "complete":
                 console.print(f"run {run.run_id} is already complete")
-                console.print(claims_table(run.claims()))
-                return 0 if all(c["passed"] for c in run.claims()) else 1
+                _summary(console, recipe.name, mode, run.claims(), run.checks())
+                return _exit_code(run.claims(), run.checks())
             console.print(f"resuming {run.path} {_resume_point(run.checkpoint_steps())}")
         else:
-            recipe, config, mode = _prepare(cmd)
+            if cmd.recipe is None:
+                from iclab.framework import recipes
+
+                raise ConfigError("recipe", None, ", ".join(recipes()))
+            recipe, config, mode = make_config(cmd.recipe, cmd.quick, cmd.seeds, cmd.set)
             run = RunDir.create(cmd.out, recipe.name,
                                 {"recipe": recipe.name, "mode": mode, "config": to_dict(config)})
             console.print(f"run folder: {run.path}")
@@ -149,7 +152,7 @@ def cmd_run(cmd: RunCmd, console: Console) -> int:
         return _fail(console, str(err))
 
     try:
-        claims = [c.to_json() for c in recipe.run(config, run, console, mode=mode)]
+        claims, checks = execute(recipe, config, run, console=console)
     except KeyboardInterrupt:
         run.set_status("incomplete", note="interrupted")
         console.print(f"\ninterrupted: finished metrics are kept; continue with "
@@ -159,13 +162,29 @@ def cmd_run(cmd: RunCmd, console: Console) -> int:
         run.set_status("incomplete", error=f"{type(err).__name__}: {err}")
         traceback.print_exc()
         return 1
-    run.write_claims(claims)
-    passed = all(c["passed"] for c in claims)
-    run.set_status("complete", claims_passed=sum(c["passed"] for c in claims),
-                   claims_total=len(claims))
-    console.print(claims_table(claims, title=f"{recipe.name} ({mode}): claims"))
+    _summary(console, recipe.name, mode, claims, checks)
     console.print(f"report: {run.path / 'report.html'}")
-    return 0 if passed else 1
+    return _exit_code(claims, checks)
+
+
+def cmd_report(cmd: ReportCmd, console: Console) -> int:
+    from iclab.framework import render
+    from iclab.store import RunDir, find_run
+
+    try:
+        run = RunDir(find_run(cmd.run, cmd.out))
+        if not (run.path / "config.json").exists():
+            raise FileNotFoundError(f"{run.path} has no config.json")
+    except FileNotFoundError as err:
+        return _fail(console, str(err))
+    claims, checks = render(run)
+    mode = run.config().get("mode", "?")
+    _summary(console, run.config().get("recipe", "?"), mode, claims, checks)
+    complete = all(c["error"] is None for c in claims + checks)
+    if not complete:
+        console.print(f"run {run.run_id} is incomplete: claims not measured yet")
+    console.print(f"report: {run.path / 'report.html'}")
+    return _exit_code(claims, checks)
 
 
 def cmd_runs(cmd: RunsCmd, console: Console) -> int:
@@ -211,8 +230,19 @@ def cmd_show(cmd: ShowCmd, console: Console) -> int:
             table.add_row(name, str(int(row["step"])), f"{row['mean']:.6g}", std,
                           str(int(row["seeds"])))
         console.print(table)
+    from iclab.framework import read_tables
+
+    for name, frame in read_tables(run.path).items():
+        table = Table(title=f"table {name} ({len(frame)} rows; first 8)")
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.head(8).itertuples(index=False):
+            table.add_row(*[f"{v:.5g}" if isinstance(v, float) else str(v) for v in row])
+        console.print(table)
     if run.claims():
         console.print(claims_table(run.claims()))
+    if run.checks():
+        console.print(claims_table(run.checks(), title="Checks (by construction)"))
     return 0
 
 
@@ -222,13 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:  # logs and pipes: wide enough for the claims table
         console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {"list": ListCmd, "run": RunCmd, "runs": RunsCmd, "show": ShowCmd},
+        {"list": ListCmd, "run": RunCmd, "report": ReportCmd, "runs": RunsCmd,
+         "show": ShowCmd},
         prog="iclab", args=argv,
         description="iclab: reproduce claims about how transformers learn, on a laptop CPU.")
     if isinstance(cmd, ListCmd):
         return cmd_list(console)
     if isinstance(cmd, RunCmd):
         return cmd_run(cmd, console)
+    if isinstance(cmd, ReportCmd):
+        return cmd_report(cmd, console)
     if isinstance(cmd, RunsCmd):
         return cmd_runs(cmd, console)
     return cmd_show(cmd, console)

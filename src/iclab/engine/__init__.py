@@ -5,9 +5,10 @@ from iclab.engine._concurrent import default_workers as default_workers
 from iclab.engine._concurrent import fit_concurrently as fit_concurrently
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
+from iclab.engine._problems import MaskedPrompts as MaskedPrompts
 from iclab.engine._problems import dynamics_problem as dynamics_problem
-from iclab.engine._problems import pairs_population_loss as pairs_population_loss
-from iclab.engine._problems import pairs_population_problem as pairs_population_problem
+from iclab.engine._problems import prompt_loss as prompt_loss
+from iclab.engine._problems import prompt_predictions as prompt_predictions
 from iclab.engine._problems import regression_loss as regression_loss
 from iclab.engine._problems import regression_problem as regression_problem
 from iclab.engine._problems import sequence_loss_per_step as sequence_loss_per_step

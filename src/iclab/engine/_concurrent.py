@@ -87,7 +87,8 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
     def fit(job: FitJob, add_bar) -> TrainState:
         progress = None
         if add_bar is not None:
-            start = run.checkpoint_step(f"checkpoint-{job.tag}") if run is not None else None
+            ckpt = f"checkpoint-{job.tag}" if job.tag else "checkpoint"
+            start = run.checkpoint_step(ckpt) if run is not None else None
             progress = add_bar(job.label or job.tag, job.trainer.train.steps, start or 0)
 
         def stop(step: int, metrics: dict) -> bool:

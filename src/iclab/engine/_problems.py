@@ -2,20 +2,21 @@
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
 from iclab.engine._train import Problem
 from iclab.instruments import query_loss
-from iclab.models import DisentangledCoordinates
 from iclab.tasks import (
     DynamicsTask,
     LinearRegressionTask,
-    OrthonormalPairsTask,
     RegressionExample,
     Trajectory,
+    all_points,
     constructed_tokens,
+    to_interleaved_tokens,
     to_tokens,
 )
 
@@ -59,26 +60,30 @@ def dynamics_problem(task: DynamicsTask, init_model: Callable,
                    evaluate=evaluate)
 
 
-def pairs_population_loss(model, task: OrthonormalPairsTask) -> Array:
-    """½ E‖ŷ − y‖² of a disentangled model on the orthonormal item–label task, as the
-    mean over the query pair k* of the canonical sequences' losses: the exact population
-    loss for a model in the invariant subspace (see ``OrthonormalPairsTask``)."""
-    context, queries, targets = task.canonical_batch()
-    return 0.5 * jnp.sum((model.query_outputs(context, queries) - targets) ** 2, -1).mean()
+class MaskedPrompts(eqx.Module):
+    """A batch of function-class prompts of which only the first ``points`` points count
+    in the loss (a curriculum's active prompt length)."""
+
+    example: RegressionExample
+    points: Array
 
 
-def pairs_population_problem(task: OrthonormalPairsTask, evaluate: Callable | None = None
-                             ) -> Problem:
-    """Full-batch gradient descent on the population loss of ``DisentangledCoordinates``
-    from zero (the batch is unused); evaluates the loss and the 19 coordinates."""
-    if evaluate is None:
-        def evaluate(model, batch):
-            out = {"loss": pairs_population_loss(model, task)}
-            for name in ("alpha", "beta", "gamma"):
-                values = getattr(model, name)
-                out.update({f"{name}{i + 1}": values[i] for i in range(values.shape[0])})
-            return out
-    return Problem(init_model=lambda key: DisentangledCoordinates(task.width),
-                   sample_batch=lambda key, batch_size: jnp.zeros(()),
-                   loss=lambda model, batch: pairs_population_loss(model, task),
-                   evaluate=evaluate)
+def prompt_predictions(model, batch: RegressionExample) -> Array:
+    """A causal model's prediction of y_i at every x_i position of interleaved prompts
+    x_1, y_1, …, x_K, y_K: shape (B, K)."""
+    return jax.vmap(model)(jax.vmap(to_interleaved_tokens)(batch))[:, ::2]
+
+
+def prompt_loss(model, batch: "RegressionExample | MaskedPrompts") -> Array:
+    """Mean squared error over all prompts and all prefixes (Garg et al. 2022's objective);
+    for ``MaskedPrompts`` only the first ``points`` predictions of each prompt count (with
+    a causal model the same as truncating the prompt)."""
+    points = None
+    if isinstance(batch, MaskedPrompts):
+        batch, points = batch.example, batch.points
+    _, y = jax.vmap(all_points)(batch)
+    errors = (prompt_predictions(model, batch) - y) ** 2
+    if points is None:
+        return jnp.mean(errors)
+    mask = (jnp.arange(y.shape[1])[None, :] < points[:, None]).astype(errors.dtype)
+    return jnp.sum(errors * mask) / jnp.sum(mask)

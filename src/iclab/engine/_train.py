@@ -93,6 +93,16 @@ class Trainer:
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
         self._init = jax.jit(jax.vmap(self._init_one))
+        self._history: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
+
+    @property
+    def history(self):
+        """Every evaluation this trainer recorded (all ``fit`` calls), as a pandas
+        DataFrame with columns step, seed, metric, value — the in-memory sink, kept with or
+        without a run folder. Metric names carry the ``tag`` prefix of the fit."""
+        import pandas as pd
+
+        return pd.DataFrame(self._history)
 
     # -- pure pieces ---------------------------------------------------------------
     def model(self, params: Any) -> eqx.Module:
@@ -148,6 +158,9 @@ class Trainer:
             tag: str = "", stop: Callable[[int, dict], bool] | None = None) -> TrainState:
         """Train to ``train.steps``, evaluating and checkpointing every ``eval_every`` steps.
 
+        Returns the final state; the metric history (train loss and every evaluation) is
+        in ``trainer.history`` whether or not a run folder is given.
+
         Args:
             eval_data: passed to ``problem.evaluate``.
             run: a ``RunDir`` to write metric parts and checkpoints to; if it holds
@@ -185,8 +198,6 @@ class Trainer:
 
     def _record(self, run, step: int, metrics: dict[str, np.ndarray],
                 train_loss: np.ndarray | None, tag: str) -> None:
-        if run is None:
-            return
         if train_loss is not None:
             metrics = {"train_loss": train_loss, **metrics}
         if tag:
@@ -197,4 +208,7 @@ class Trainer:
         for name, values in metrics.items():
             for s, v in enumerate(np.asarray(values).reshape(-1)):
                 rows.add(step, self.train.seed + s, name, float(v))
-        run.write_metrics(f"{tag or 'train'}-{step:09d}", rows)
+        for key, column in rows.columns.items():
+            self._history[key].extend(column)
+        if run is not None:
+            run.write_metrics(f"{tag or 'train'}-{step:09d}", rows)

@@ -71,3 +71,21 @@ def icl_score(loss_per_position: Float[Array, " t"], early: int, late: int) -> F
     """In-context-learning score (Olsson et al. 2022): loss at position ``late`` minus loss
     at position ``early`` (they use tokens 500 and 50); more negative = more ICL."""
     return loss_per_position[late] - loss_per_position[early]
+
+
+def query_row_scores(patterns: Float[Array, "l h t t"], tokens: Int[Array, " t"]
+                     ) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """The induction score of the last layer at the query row (the last position) and the
+    previous-token score of the first layer, each the largest over heads, for one
+    sequence's attention patterns (Olsson et al. 2022's "mul" rule: fraction of the row's
+    attention mass on the pattern).
+
+    Returns:
+        (induction score, previous-token score).
+    """
+    last_row = jnp.zeros((tokens.shape[0],) * 2, bool).at[-1].set(True)
+    induction = induction_mask(tokens) & last_row
+    previous = previous_token_mask(tokens.shape[0])
+    ind = jax.vmap(lambda a: pattern_score(a, induction))(patterns[-1]).max()
+    prev = jax.vmap(lambda a: pattern_score(a, previous))(patterns[0]).max()
+    return ind, prev

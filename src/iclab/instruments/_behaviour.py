@@ -36,3 +36,24 @@ def implicit_weight_difference(w_a: Float[Array, "b d"], w_b: Float[Array, "b d"
                                ) -> Float[Array, ""]:
     """ILWD: the mean over tasks of ‖ŵ_A − ŵ_B‖²."""
     return jnp.mean(jnp.sum((w_a - w_b) ** 2, axis=-1))
+
+
+def layer_implicit_weights(model, batch, d: int):
+    """w^l = ∂ŷ^l/∂x_q for the read-out ŷ^l after every layer l of a linear-attention
+    model whose query never acts as a key or value: each read-out is then exactly linear
+    in x_q (Vladymyrov et al. 2024, Thm. 4.1). Shape (B, L, d).
+
+    Args:
+        model: a ``LayerReadoutModel`` (``layer_predictions(tokens) -> (L,)``).
+        batch: a ``RegressionExample`` batch.
+        d: input dimension (the query's first d coordinates).
+    """
+    from iclab.models import LayerReadoutModel, require
+    from iclab.tasks import to_tokens
+
+    require(model, LayerReadoutModel, "layer_implicit_weights")
+
+    def one(tokens):
+        return jax.jacobian(model.layer_predictions)(tokens)[:, -1, :d]
+
+    return jax.vmap(one)(jax.vmap(to_tokens)(batch))

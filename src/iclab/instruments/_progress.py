@@ -23,6 +23,9 @@ def induction_progress(model, items: Int[Array, " i"], labels: Int[Array, " l"],
                        length: int) -> dict[str, Array]:
     """α̃₃, β̃₂, γ̃₃ of a ``CausalTransformer`` with a linear token embedding, learned
     positions, at least two softmax layers and a linear read-out (layer norms off)."""
+    from iclab.models import CausalTransformer, require
+
+    require(model, CausalTransformer, "induction_progress")
     first, second = model.layers[0], model.layers[1]
     positions = model.position_embedding[:length]                       # (L, D)
     tokens = model.embed.weight.T                                         # (V, D)

@@ -18,3 +18,33 @@ def bootstrap_mean_ci(values, resamples: int = 1000, level: float = 0.9, seed: i
     means = values[idx].mean(axis=1)
     alpha = (1 - level) / 2
     return values.mean(0), np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def first_crossing(steps, values, threshold: float) -> float:
+    """The first step whose value is ≥ ``threshold`` (NaN if none): an emergence time."""
+    steps, values = np.asarray(steps), np.asarray(values)
+    above = np.nonzero(values >= threshold)[0]
+    return float(steps[above[0]]) if above.size else float("nan")
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x (NaN if any y is missing): the exponent
+    of a power law y ∝ x^slope."""
+    y = np.asarray(y, float)
+    if np.any(~np.isfinite(y)):
+        return float("nan")
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(y), 1)[0])
+
+
+def superexponential_ratio(losses) -> float:
+    """max_k (L_{k+2}/L_{k+1}) / (L_{k+1}/L_k): below 1 when every added layer (step) cuts
+    the loss by a larger factor than the one before (a super-exponential decrease)."""
+    ratios = np.asarray(losses[1:], float) / np.asarray(losses[:-1], float)
+    return float(np.max(ratios[1:] / ratios[:-1]))
+
+
+def best_seed(values) -> int:
+    """The index of the lowest value; a diverged seed (NaN) never wins unless every seed
+    diverged (then the caller sees NaN)."""
+    values = np.asarray(values, dtype=float)
+    return int(np.argmin(np.where(np.isnan(values), np.inf, values)))

@@ -12,7 +12,9 @@ from iclab.models._diag import DiagonalLSA as DiagonalLSA
 from iclab.models._diag import FullLSA as FullLSA
 from iclab.models._disentangled import DisentangledCoordinates as DisentangledCoordinates
 from iclab.models._disentangled import DisentangledTransformer as DisentangledTransformer
+from iclab.models._disentangled import pairs_population_loss as pairs_population_loss
 from iclab.models._disentangled import subspace_basis as subspace_basis
+from iclab.models._disentangled import subspace_check as subspace_check
 from iclab.models._disentangled import subspace_coordinates as subspace_coordinates
 from iclab.models._disentangled import subspace_residual as subspace_residual
 from iclab.models._features import Embedding as Embedding
@@ -21,6 +23,12 @@ from iclab.models._features import FeatureLSA as FeatureLSA
 from iclab.models._features import gd_form as gd_form
 from iclab.models._gpt import GPT as GPT
 from iclab.models._gpt import GPTConfig as GPTConfig
+from iclab.models._interface import AttentionPatternModel as AttentionPatternModel
+from iclab.models._interface import LayerReadoutModel as LayerReadoutModel
+from iclab.models._interface import LinearAttentionStack as LinearAttentionStack
+from iclab.models._interface import ResidualStreamModel as ResidualStreamModel
+from iclab.models._interface import SequenceModel as SequenceModel
+from iclab.models._interface import require as require
 from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer

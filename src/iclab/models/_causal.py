@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import ConfigError, check_choice, check_nonnegative, check_positive_int
+from iclab.models._interface import AttentionPatternModel, ResidualStreamModel
 
 LAYER_KINDS = ("linear", "softmax", "mesa")
 READOUTS = ("slot", "linear")
@@ -265,7 +266,7 @@ class CausalAttention(eqx.Module):
         return jnp.where(causal_mask(h.shape[0]), jnp.einsum("htk,hsk->hts", q, k), 0.0)
 
 
-class CausalTransformer(eqx.Module):
+class CausalTransformer(ResidualStreamModel, AttentionPatternModel):
     """Causal stack of attention layers on one sequence of tokens (T, dim_in) → (T, dim_out).
 
     ``residual_stream`` returns the activations after the embedding and after every

@@ -16,6 +16,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from iclab.models._interface import LinearAttentionStack
+
 # Order of the four coefficients returned by ``DiagonalLSA.layer_omegas``.
 OMEGA_NAMES = ("xx", "xy", "yx", "yy")
 
@@ -23,7 +25,7 @@ OMEGA_NAMES = ("xx", "xy", "yx", "yy")
 PARAMETRIZATIONS = ("omega", "pq", "gdpp")
 
 
-class DiagonalLSA(eqx.Module):
+class DiagonalLSA(LinearAttentionStack):
     """A stack of L DIAG layers.
 
     Args:
@@ -69,12 +71,6 @@ class DiagonalLSA(eqx.Module):
             return jnp.stack([p_x * q_x, p_x * q_y, p_y * q_x, p_y * q_y])
         return c
 
-    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
-        states = [tokens]
-        for layer in range(self.n_layers):
-            states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
-        return jnp.stack(states)
-
     def layer_map(self, layer: int, h: Float[Array, "t dim"]) -> Float[Array, "dim dim"]:
         """M with Δh = h M for layer ``layer`` on tokens h: the context Gram matrix
         G = CᵀC = [[Σ, α], [αᵀ, λ]] scaled block-wise, M = G ⊙ [[ω_xx, ω_yx], [ω_xy, ω_yy]],
@@ -88,14 +84,9 @@ class DiagonalLSA(eqx.Module):
                           jnp.where(is_x[None, :], w_xy, w_yy))
         return gram * scale
 
-    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
-        return -self.residual_stream(tokens)[1:, -1, -1]
-
-    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
-        return _query_readout(self, tokens)
 
 
-class FullLSA(eqx.Module):
+class FullLSA(LinearAttentionStack):
     """A stack of L single-head FULL layers in the (P, Q) parametrisation.
 
     Layer l maps every token e_i (keys and values from the N context tokens only) to
@@ -133,30 +124,8 @@ class FullLSA(eqx.Module):
     def n_layers(self) -> int:
         return self.p.shape[0]
 
-    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
-        states = [tokens]
-        for layer in range(self.n_layers):
-            states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
-        return jnp.stack(states)
-
     def layer_map(self, layer: int, h: Float[Array, "t dim"]) -> Float[Array, "dim dim"]:
         """M with Δh = h M: the row form of e_i ← e_i + P G Q e_i is h ← h + h Qᵀ G Pᵀ
         (G = Σ_j e_j e_jᵀ over the context is symmetric)."""
         gram = h[:-1].T @ h[:-1]
         return self.q[layer].T @ gram @ self.p[layer].T
-
-    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
-        return -self.residual_stream(tokens)[1:, -1, -1]
-
-    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
-        return _query_readout(self, tokens)
-
-
-def _query_readout(model, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
-    """ŷ = −y_query after the last layer. The query is never a key or value, so the last
-    layer only needs the query row: the context rows of its update are skipped."""
-    h = tokens
-    for layer in range(model.n_layers - 1):
-        h = h + h @ model.layer_map(layer, h)
-    query = h[-1] + h[-1] @ model.layer_map(model.n_layers - 1, h)
-    return -query[-1]

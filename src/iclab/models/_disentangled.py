@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from iclab.models._causal import causal_mask
+from iclab.models._interface import AttentionPatternModel
 from iclab.tasks._induction import complex_structure
 
 ALPHA_NAMES = ("α1 token·token", "α2 pos·pos", "α3 pos·J·pos (previous token)")
@@ -68,7 +69,7 @@ def subspace_basis(dim: int) -> dict[str, Float[Array, "k m n"]]:
     return {"alpha": jnp.stack(alpha), "beta": jnp.stack(beta), "gamma": jnp.stack(gamma)}
 
 
-class DisentangledTransformer(eqx.Module):
+class DisentangledTransformer(AttentionPatternModel):
     """Two causal softmax layers with merged key–query matrices W¹, W² and a concatenated
     residual stream, read out by W³ at the last token (see the module docstring)."""
 
@@ -185,3 +186,61 @@ class DisentangledCoordinates(eqx.Module):
 
     def __call__(self, tokens):
         return self.model()(tokens)
+
+
+def pairs_population_loss(model, task) -> Array:
+    """½ E‖ŷ − y‖² of a disentangled model on the orthonormal item–label task
+    (``OrthonormalPairsTask``), as the mean over the query pair k* of the canonical
+    sequences' losses: the exact population loss for a model in the invariant subspace."""
+    context, queries, targets = task.canonical_batch()
+    return 0.5 * jnp.sum((model.query_outputs(context, queries) - targets) ** 2, -1).mean()
+
+
+def subspace_check(n_pairs: int, steps: int, lr: float, haar_control: bool = False) -> dict:
+    """Full-batch gradient descent from zero on (W¹, W², W³) in float64 on the N = ``n_pairs``
+    orthonormal task, with the reduced (α, β, γ) dynamics run alongside (Musat et al. 2025,
+    Theorem 1: training from zero stays in the 19-dimensional subspace).
+
+    The batch is every canonical sequence under a finite symmetry group with the same
+    commutant as O(D) × U(D/2) (``finite_symmetry_orbit``), so the loss is exactly
+    invariant; with ``haar_control``, as many i.i.d. Haar-rotated sequences (invariant only
+    on average). The reduced dynamics take steps lr / D: the basis matrices have
+    ‖B‖²_F = D.
+
+    Returns:
+        per-step ``loss``, relative ``residual`` outside the subspace, largest
+        ``deviation`` of the 19 coordinates from the reduced dynamics; ``sequences``, ``dim``.
+    """
+    import numpy as np
+
+    from iclab.tasks._induction import OrthonormalPairsTask, finite_symmetry_orbit
+
+    with jax.enable_x64(True):
+        task = OrthonormalPairsTask(n_pairs=n_pairs)
+        d = task.width
+        orbits = [finite_symmetry_orbit(task, task.canonical(k)) for k in range(task.n_pairs)]
+        tokens = jnp.concatenate([o.tokens for o in orbits])
+        targets = jnp.concatenate([o.target for o in orbits])
+        if haar_control:
+            sample = task.sample_batch(jax.random.key(steps), tokens.shape[0])
+            tokens, targets = sample.tokens, sample.target
+
+        def full_loss(model):
+            return 0.5 * jnp.sum((jax.vmap(model)(tokens) - targets) ** 2, -1).mean()
+
+        def step(carry, _):
+            model, reduced = carry
+            loss, grads = jax.value_and_grad(full_loss)(model)
+            model = jax.tree.map(lambda w, g: w - lr * g, model, grads)
+            reduced_grads = jax.grad(lambda c: pairs_population_loss(c, task))(reduced)
+            reduced = jax.tree.map(lambda w, g: w - lr / d * g, reduced, reduced_grads)
+            coords = subspace_coordinates(model)
+            deviation = jnp.max(jnp.stack([jnp.abs(coords[k] - getattr(reduced, k)).max()
+                                           for k in ("alpha", "beta", "gamma")]))
+            return (model, reduced), (loss, subspace_residual(model)["relative"], deviation)
+
+        start = (DisentangledTransformer(d), DisentangledCoordinates(d))
+        _, (loss, residual, deviation) = jax.jit(lambda c: jax.lax.scan(
+            step, c, None, length=steps))(start)
+        return {"loss": np.asarray(loss), "residual": np.asarray(residual),
+                "deviation": np.asarray(deviation), "sequences": int(tokens.shape[0]), "dim": d}

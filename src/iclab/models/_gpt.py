@@ -16,6 +16,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_positive_int
 from iclab.models._causal import causal_softmax_pattern
+from iclab.models._interface import AttentionPatternModel, ResidualStreamModel
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class _Block(eqx.Module):
         return pattern, h + jax.vmap(self.mlp)(jax.vmap(self.ln2)(h))
 
 
-class GPT(eqx.Module):
+class GPT(ResidualStreamModel, AttentionPatternModel):
     read_in: eqx.nn.Linear
     positions: Float[Array, "max_len w"]
     blocks: tuple[_Block, ...]
@@ -92,15 +93,20 @@ class GPT(eqx.Module):
 
     def _run(self, tokens: Float[Array, "t d"]):
         h = jax.vmap(self.read_in)(tokens) + self.positions[: tokens.shape[0]]
-        patterns = []
+        patterns, stream = [], [h]
         for block in self.blocks:
             pattern, h = block.pattern_and_update(h)
             patterns.append(pattern)
+            stream.append(h)
         out = jax.vmap(self.read_out)(jax.vmap(self.ln_f)(h))[:, 0]
-        return out, jnp.stack(patterns)
+        return out, jnp.stack(patterns), jnp.stack(stream)
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, " t"]:
         return self._run(tokens)[0]
 
     def attention_patterns(self, tokens: Float[Array, "t d"]) -> Float[Array, "l h t t"]:
         return self._run(tokens)[1]
+
+    def residual_stream(self, tokens: Float[Array, "t d"]) -> Float[Array, "l1 t w"]:
+        """The activations after the read-in (with positions) and after every block."""
+        return self._run(tokens)[2]

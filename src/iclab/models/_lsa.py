@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_nonnegative, check_positive_int
+from iclab.models._interface import LayerReadoutModel
 
 
 def _variance_scaling(key: PRNGKeyArray, shape: tuple[int, ...], scale: float):
@@ -183,7 +184,7 @@ class LSATransformerConfig:
         return dataclasses.replace(self, dim=dim, key_size=self.key_size or dim)
 
 
-class LSATransformer(eqx.Module):
+class LSATransformer(LayerReadoutModel):
     """A stack of L LSA blocks on one token sequence; ŷ = −H[−1, −1]."""
 
     blocks: tuple[LSABlock, ...]

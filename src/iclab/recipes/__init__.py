@@ -1,7 +1,4 @@
-"""Recipes: one per paper claim-set. ``iclab list`` shows them."""
-
-from iclab.recipes._base import Recipe as Recipe
-from iclab.recipes._base import get_recipe as get_recipe
-from iclab.recipes._base import recipes as recipes
-from iclab.recipes._claims import Claim as Claim
-from iclab.recipes._claims import check as check
+"""Recipes: one module per paper claim-set, each exposing ``RECIPE`` (an
+``iclab.framework.Recipe``). The registry discovers them: ``iclab.recipes()`` or
+``iclab list``. A recipe uses only the public API and imports no other recipe.
+"""

@@ -21,21 +21,46 @@ labels are learned in the weights instead).
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 
-from iclab._errors import ConfigError, check_positive_int
-from iclab.engine import FitJob, OptimConfig, Problem, TrainConfig, Trainer, fit_concurrently
+from iclab.config import ConfigError, check_positive_int
+from iclab.engine import OptimConfig, Problem, TrainConfig
+from iclab.framework import Claim, Figure, Job, Recipe, Section, paper
 from iclab.models import CausalTransformer, CausalTransformerConfig
-from iclab.recipes._base import Recipe, register
-from iclab.recipes._claims import check
-from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
-from iclab.store import MetricRows
-from iclab.tasks import BurstyClassificationTask
+from iclab.report import figure, plot_metric_by_seed
+from iclab.tasks import BurstyClassificationTask, bursty_tokens
 
 PAPER = ("Reddy 2024, 'The mechanistic basis of data dependence and abrupt learning in an "
          "in-context classification task' (ICLR 2024, arXiv 2312.03002); Chan et al. 2022")
+
+
+def icl_at(r, b: int, k: int) -> pd.Series:
+    """Per-seed final ICL accuracy of the (B, K) cell."""
+    grid = r["grid"]
+    return grid[(grid.burstiness == b) & (grid.classes == k)].icl_accuracy
+
+
+def claims(config) -> list[Claim]:
+    """ICL appears at the largest (B, K); it is absent at B = 0 and at the fewest classes
+    (the rows that the grid allows). Each is the mean over seeds."""
+    b_max, k_max, k_min = max(config.burstiness), max(config.classes), min(config.classes)
+    rows = [Claim("icl_emerges", f"in-context learning appears with bursty data and many "
+                  f"classes: ICL accuracy at B = {b_max}, K = {k_max} (0.5 = copying a random "
+                  "context label, 1/L = guessing)", lambda r: icl_at(r, b_max, k_max), ">=", 0.8,
+                  paper=paper("≈ 1", "Reddy 2024, Fig. 2"))]
+    if 0 in config.burstiness:
+        rows.append(Claim("no_icl_without_bursts", "no in-context learning without bursty "
+                          f"sequences: ICL accuracy at B = 0, K = {k_max}",
+                          lambda r: icl_at(r, 0, k_max), "<=", 0.6,
+                          paper=paper("low", "Reddy 2024, Fig. 2")))
+    if k_min < k_max:
+        rows.append(Claim("no_icl_few_classes", "no in-context learning with few classes: "
+                          f"ICL accuracy at B = {b_max}, K = {k_min}",
+                          lambda r: icl_at(r, b_max, k_min), "<=", 0.6,
+                          paper=paper("low (in-weights instead)", "Reddy 2024, Fig. 2")))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -101,18 +126,8 @@ def quick_config() -> BurstyIclConfig:
                                              seeds=2))
 
 
-def sequence_tokens(items, labels, query, n_labels: int):
-    """[x_1; 0], [0; e_{y_1}], ..., [x_N; 0], [0; e_{y_N}], [x_q; 0]: (2N + 1, D + L)."""
-    n, d = items.shape
-    item_tokens = jnp.concatenate([items, jnp.zeros((n, n_labels))], axis=1)
-    label_tokens = jnp.concatenate([jnp.zeros((n, d)), jax.nn.one_hot(labels, n_labels)], 1)
-    pairs = jnp.stack([item_tokens, label_tokens], axis=1).reshape(2 * n, d + n_labels)
-    query_token = jnp.concatenate([query, jnp.zeros(n_labels)])[None]
-    return jnp.concatenate([pairs, query_token])
-
-
 def query_logits(model, batch, n_labels: int):
-    return jax.vmap(lambda x, y, q: model(sequence_tokens(x, y, q, n_labels))[-1])(
+    return jax.vmap(lambda x, y, q: model(bursty_tokens(x, y, q, n_labels))[-1])(
         batch.items, batch.labels, batch.query)
 
 
@@ -135,7 +150,8 @@ def make_problem(config: BurstyIclConfig, task: BurstyClassificationTask) -> Pro
                    sample_batch=task.sample_batch, loss=loss, evaluate=evaluate)
 
 
-def run(config: BurstyIclConfig, run_dir, console, mode: str = "full") -> list:
+def experiment(config: BurstyIclConfig) -> list[Job]:
+    """One model family per (B, K) cell; the cells are independent (trained side by side)."""
     jobs = []
     for b in config.burstiness:
         for k in config.classes:
@@ -143,51 +159,30 @@ def run(config: BurstyIclConfig, run_dir, console, mode: str = "full") -> list:
             key = jax.random.key(17)
             data = tuple(task.sample_batch(jax.random.fold_in(key, i), config.eval_sequences,
                                            mode=m) for i, m in enumerate(("train", "icl", "iwl")))
-            trainer = Trainer(make_problem(config, task), config.optim, config.train)
-            jobs.append(((b, k), FitJob(trainer, data, tag=f"B{b}-K{k}")))
-    # The grid cells are independent models: train them side by side.
-    states = fit_concurrently([job for _, job in jobs], run=run_dir, console=console)
-    grid = {}
-    for ((b, k), job), state in zip(jobs, states, strict=True):
-        final = job.trainer.evaluate(state, job.eval_data)
-        grid[(b, k)] = {name: float(np.mean(v)) for name, v in final.items()}
-        console.print(f"{job.tag}: ICL {grid[(b, k)]['icl_accuracy']:.3f}, "
-                      f"IWL {grid[(b, k)]['iwl_accuracy']:.3f}")
-
-    b_max, k_max, k_min = max(config.burstiness), max(config.classes), min(config.classes)
-    claims = [check("icl_emerges", f"in-context learning appears with bursty data and many "
-                    f"classes: ICL accuracy at B = {b_max}, K = {k_max} (0.5 = copying a random "
-                    "context label, 1/L = guessing)",
-                    grid[(b_max, k_max)]["icl_accuracy"], ">=", 0.8,
-                    paper="≈ 1 (Reddy Fig. 2)")]
-    if 0 in config.burstiness:
-        claims.append(check("no_icl_without_bursts", "no in-context learning without bursty "
-                            f"sequences: ICL accuracy at B = 0, K = {k_max}",
-                            grid[(0, k_max)]["icl_accuracy"], "<=", 0.6,
-                            paper="low (Reddy Fig. 2)"))
-    if k_min < k_max:
-        claims.append(check("no_icl_few_classes", "no in-context learning with few classes: "
-                            f"ICL accuracy at B = {b_max}, K = {k_min}",
-                            grid[(b_max, k_min)]["icl_accuracy"], "<=", 0.6,
-                            paper="low (in-weights instead)"))
-    rows = MetricRows()
-    for (b, k), values in grid.items():
-        for name, value in values.items():
-            rows.add(config.train.steps, -1, f"B{b}-K{k}/final_{name}", value)
-    run_dir.write_metrics("final", rows)
-    run_dir.write_json("grid.json", [{"burstiness": b, "classes": k, **v}
-                                     for (b, k), v in grid.items()])
-    _report(config, run_dir, grid, claims, mode)
-    return claims
+            jobs.append(Job(f"B{b}-K{k}", make_problem(config, task), config.optim,
+                            config.train, eval_data=data, info={"burstiness": b, "classes": k}))
+    return jobs
 
 
-def _report(config, run_dir, grid, claims, mode):
-    metrics = run_dir.metrics()
-    folder = run_dir.path / "figures"
-    figures = []
+def measure(config: BurstyIclConfig, trained) -> dict[str, pd.DataFrame]:
+    rows = []
+    for job in trained.values():
+        for s, seed in enumerate(job.seeds):
+            rows.append({**job.info, "seed": seed,
+                         **{name: float(v[s]) for name, v in job.final.items()}})
+    return {"grid": pd.DataFrame(rows)}
+
+
+def grid_means(r) -> pd.DataFrame:
+    return r["grid"].groupby(["burstiness", "classes"], sort=False).mean(
+        numeric_only=True).drop(columns="seed").reset_index()
+
+
+def plot_grid(r):
+    config, means = r.config, grid_means(r).set_index(["burstiness", "classes"])
     fig, axes = figure(2, width=4.2)
     for ax, name in zip(axes, ("icl_accuracy", "iwl_accuracy"), strict=True):
-        matrix = np.array([[grid[(b, k)][name] for k in config.classes]
+        matrix = np.array([[means.loc[(b, k), name] for k in config.classes]
                            for b in config.burstiness])
         image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(config.classes)), [str(k) for k in config.classes])
@@ -200,32 +195,36 @@ def _report(config, run_dir, grid, claims, mode):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color="w",
                         fontsize=8)
         fig.colorbar(image, ax=ax, shrink=0.8)
-    figures.append({"svg": save_figure(fig, folder, "grid"),
-                    "caption": "Final ICL accuracy (novel classes; chance 0.5) and IWL "
-                               "accuracy (query class absent from the context; chance 1/L) "
-                               "over the (B, K) grid, mean over seeds."})
+    return fig
+
+
+def plot_curves(r):
     fig, axes = figure(2, width=4.2)
-    for i, (b, k) in enumerate(grid):
+    for i, row in enumerate(grid_means(r).itertuples()):
+        b, k = row.burstiness, row.classes
         for ax, name in zip(axes, ("icl_accuracy", "iwl_accuracy"), strict=True):
-            plot_metric_by_seed(ax, metrics, f"B{b}-K{k}/{name}", f"B={b}, K={k}",
+            plot_metric_by_seed(ax, r.metrics, f"B{b}-K{k}/{name}", f"B={b}, K={k}",
                                 color=f"C{i}")
     for ax, name in zip(axes, ("ICL accuracy", "IWL accuracy"), strict=True):
         ax.set_xlabel("step")
         ax.set_ylabel(name)
     axes[0].legend(fontsize=7)
-    figures.append({"svg": save_figure(fig, folder, "curves"),
-                    "caption": "ICL and IWL accuracy during training (thin: seeds)."})
-    table = [[b, k, v["icl_accuracy"], v["iwl_accuracy"], v["loss"]] for (b, k), v in
-             grid.items()]
-    sections = [{"title": "Grid", "text": "Final values, mean over seeds.",
-                 "table": {"columns": ["B", "K", "ICL acc", "IWL acc", "train loss"],
-                           "rows": table}}]
-    write_report(run_dir, "Bursty data and the emergence of in-context learning", "bursty-icl",
-                 PAPER, mode, [c.to_json() for c in claims], figures, sections)
+    return fig
 
 
-RECIPE = register(Recipe(
-    name="bursty-icl",
+FIGURES = [
+    Figure("grid", "Final ICL accuracy (novel classes; chance 0.5) and IWL accuracy (query "
+           "class absent from the context; chance 1/L) over the (B, K) grid, mean over seeds.",
+           plot_grid),
+    Figure("curves", "ICL and IWL accuracy during training (thin: seeds).", plot_curves),
+]
+SECTIONS = [Section("Grid", "Final values, mean over seeds (loss: on training sequences).",
+                    grid_means),
+            Section("Per seed", table="grid")]
+
+RECIPE = Recipe(
+    name="bursty-icl", title="Bursty data and the emergence of in-context learning",
     description="In-context learning appears only with bursty data and many classes "
                 "(Reddy 2024; Chan et al. 2022)",
-    paper=PAPER, config_type=BurstyIclConfig, full=full_config, quick=quick_config, run=run))
+    paper=PAPER, config_type=BurstyIclConfig, full=full_config, quick=quick_config,
+    experiment=experiment, measure=measure, claims=claims, figures=FIGURES, sections=SECTIONS)

@@ -31,42 +31,40 @@ Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
     (d from 5 to 20). ``--quick`` trains the "tiny" model (3 layers, 2 heads, width 64)
     on d = 5, 11 points, for 8000 steps at lr 1e-3 without curriculum.
+
+Bring your own model: ``model(key, d=d, points=K)`` in place of the GPT (a causal module
+on interleaved tokens of width d + 1 returning one prediction per position).
 """
 
 from dataclasses import dataclass, field
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+import pandas as pd
 
-from iclab._errors import check_nonnegative, check_positive, check_positive_int
-from iclab.config import apply_overrides
-from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+from iclab.config import apply_overrides, check_nonnegative, check_positive, check_positive_int
+from iclab.engine import MaskedPrompts, OptimConfig, Problem, TrainConfig, prompt_loss
+from iclab.engine import prompt_predictions as prompt_predictions
+from iclab.framework import Claim, Figure, Job, Recipe, Section, paper
 from iclab.instruments import bootstrap_mean_ci
 from iclab.models import GPT, GPTConfig
-from iclab.recipes._base import Recipe, register
-from iclab.recipes._claims import check
-from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
+from iclab.report import figure, plot_metric_by_seed
 from iclab.solvers import (
     available,
-    lasso_weights,
+    lasso_prefix_predictions,
     network_prefix_predictions,
     prefix_predictions,
     sklearn_tree_prefix_predictions,
     tree_prefix_predictions,
     xgboost_prefix_predictions,
 )
-from iclab.store import MetricRows
 from iclab.tasks import (
     FunctionClassTask,
-    RegressionExample,
     all_points,
     interleave,
     ood_prompts,
     query_prompt_predictions,
-    to_interleaved_tokens,
 )
 
 PAPER = ("Garg, Tsipras, Liang, Valiant: What Can Transformers Learn In-Context? A Case Study "
@@ -147,13 +145,6 @@ class CurriculumConfig:
                 jnp.minimum(points, self.points_start + self.points_inc * stage))
 
 
-class MaskedPrompts(eqx.Module):
-    """A batch of prompts of which only the first ``points`` points count in the loss."""
-
-    example: RegressionExample
-    points: Array
-
-
 @dataclass(frozen=True)
 class FunctionClassesConfig:
     task: FunctionClassTask = field(default_factory=lambda: FunctionClassTask(
@@ -202,26 +193,7 @@ def quick_config() -> FunctionClassesConfig:
         ood=OODConfig(prompts=256))
 
 
-def prompt_predictions(model, batch):
-    """The model's prediction of y_i at every x_i position: shape (B, K)."""
-    return jax.vmap(model)(jax.vmap(to_interleaved_tokens)(batch))[:, ::2]
-
-
-def prompt_loss(model, batch):
-    """Mean squared error over all prompts and all prefixes (Garg et al.'s objective);
-    for ``MaskedPrompts`` only the first ``points`` predictions of each prompt count."""
-    points = None
-    if isinstance(batch, MaskedPrompts):
-        batch, points = batch.example, batch.points
-    _, y = jax.vmap(all_points)(batch)
-    errors = (prompt_predictions(model, batch) - y) ** 2
-    if points is None:
-        return jnp.mean(errors)
-    mask = (jnp.arange(y.shape[1])[None, :] < points[:, None]).astype(errors.dtype)
-    return jnp.sum(errors * mask) / jnp.sum(mask)
-
-
-def make_problem(config: FunctionClassesConfig) -> Problem:
+def make_problem(config: FunctionClassesConfig, model=None) -> Problem:
     model_config = config.model.resolve(config.task.d)
     task, curriculum = config.task, config.curriculum
     k = task.n_context + 1
@@ -231,21 +203,14 @@ def make_problem(config: FunctionClassesConfig) -> Problem:
         return MaskedPrompts(task.sample_batch(key, batch_size, active_dims=dims),
                              jnp.full((batch_size,), points))
 
-    return Problem(init_model=lambda key: GPT(model_config, key=key),
+    if model is None:
+        init = lambda key: GPT(model_config, key=key)
+    else:
+        init = lambda key: model(key, d=task.d, points=k)
+    return Problem(init_model=init,
                    sample_batch=task.sample_batch, loss=prompt_loss,
                    evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)},
                    sample_scheduled=sample_scheduled if curriculum.enabled else None)
-
-
-def _lasso_prefix(x, y, alpha):
-    """Lasso's prediction of y_i from the first i − 1 pairs, for every i (0 for i = 1)."""
-    k = x.shape[0]
-    masks = (jnp.arange(k)[None, :] < jnp.arange(k)[:, None]).astype(x.dtype)
-    # lasso_weights normalises the squared error by all K rows; α·n/K keeps the penalty
-    # that of the n pairs actually seen.
-    weights = jax.vmap(lambda m: lasso_weights(x * m[:, None], y * m, alpha * m.sum() / k,
-                                               500))(masks)
-    return jnp.einsum("kd,kd->k", weights, x)
 
 
 def xgboost_name(prompts: int) -> str:
@@ -253,143 +218,23 @@ def xgboost_name(prompts: int) -> str:
     return f"XGBoost ({prompts} prompts)"
 
 
-def _external_tree_curves(config, x, y, norm, console) -> dict:
-    """The unbounded tree (scikit-learn) and XGBoost on the first ``eval.external_prompts``
-    prompts, if the optional extra is installed."""
-    n = min(config.eval.external_prompts, x.shape[0])
-    if n == 0:
-        return {}
-    if not (available("sklearn") and available("xgboost")):
-        console.print("decision-tree baselines: the unbounded tree and XGBoost need the "
-                      "optional extra: pip install 'iclab[trees]' (skipped)")
-        return {}
-    x, y = np.asarray(x[:n]), np.asarray(y[:n])
-    curves = {}
-    for name, learner in ((f"tree, unbounded (sklearn, {n} prompts)",
-                           sklearn_tree_prefix_predictions),
-                          (xgboost_name(n), xgboost_prefix_predictions)):
-        curves[name] = bootstrap_mean_ci((learner(x, y) - y) ** 2 / norm,
-                                         config.eval.bootstrap)
-    return curves
 
 
-def run(config: FunctionClassesConfig, run_dir, console, mode: str = "full") -> list:
-    from iclab._console import training_progress
-
-    norm = config.task.normaliser
-    eval_batch = config.task.sample_batch(jax.random.key(config.eval.seed), config.eval.prompts)
-    trainer = Trainer(make_problem(config), config.optim, config.train)
-    start = run_dir.checkpoint_step() or 0
-    with training_progress(console, f"GPT on {config.task.kind} functions", config.train.steps,
-                           start) as progress:
-        state = trainer.fit(eval_batch, run=run_dir, progress=progress)
-    x, y = jax.vmap(all_points)(eval_batch)
-    curves = {}  # name -> (mean, low, high) of the normalised error per prefix length
-    seeds = range(config.train.seed, config.train.seed + config.train.seeds)
-    per_seed = []
-    for s in range(config.train.seeds):
-        model = trainer.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-        per_seed.append(np.asarray((prompt_predictions(model, eval_batch) - y) ** 2) / norm)
-    curves["transformer"] = bootstrap_mean_ci(np.mean(per_seed, axis=0), config.eval.bootstrap)
-    for name, learner in BASELINES.items():
-        preds = jax.vmap(lambda a, b, lr=learner: prefix_predictions(lr, a, b))(x, y)
-        curves[name] = bootstrap_mean_ci(np.asarray((preds - y) ** 2) / norm,
-                                         config.eval.bootstrap)
-    if config.network_baseline:
-        keys = jax.random.split(jax.random.key(config.eval.seed + 1), x.shape[0])
-        preds = jax.jit(jax.vmap(network_prefix_predictions))(keys, x, y)
-        curves["2-layer NN (Adam)"] = bootstrap_mean_ci(np.asarray((preds - y) ** 2) / norm,
-                                                       config.eval.bootstrap)
-    if config.task.kind == "decision_tree":
-        preds = jax.jit(jax.vmap(lambda a, b: tree_prefix_predictions(a, b, config.task.depth)))(
-            x, y)
-        curves[f"greedy tree (depth {config.task.depth})"] = bootstrap_mean_ci(
-            np.asarray((preds - y) ** 2) / norm, config.eval.bootstrap)
-        curves.update(_external_tree_curves(config, x, y, norm, console))
-    if config.task.kind == "sparse_linear":
-        for alpha in LASSO_ALPHAS:
-            preds = jax.vmap(lambda a, b, al=alpha: _lasso_prefix(a, b, al))(x, y)
-            curves[f"Lasso (α={alpha:g})"] = bootstrap_mean_ci(
-                np.asarray((preds - y) ** 2) / norm, config.eval.bootstrap)
-
-    rows = MetricRows()
-    k_points = np.arange(x.shape[1])  # in-context examples seen before each prediction
-    for name, (mean, low, high) in curves.items():
-        for k in k_points:
-            rows.add(int(k), -1, f"error/{name}", mean[k])
-            rows.add(int(k), -1, f"error_ci90_low/{name}", low[k])
-            rows.add(int(k), -1, f"error_ci90_high/{name}", high[k])
-    for seed, errors in zip(seeds, per_seed, strict=True):
-        for k in k_points:
-            rows.add(int(k), seed, "error/transformer_seed", errors[:, k].mean())
-    ood = (ood_errors(config, trainer.models(state))
-           if config.task.kind == "linear" and config.ood.prompts else {})
-    for name, per_model in ood.items():
-        for learner, errors in per_model.items():
-            for k, value in enumerate(errors):
-                rows.add(k, -1, f"ood/{name}/{learner}", float(value))
-    run_dir.write_metrics("final", rows)
-
-    claims = class_claims(config.task, {name: c[0] for name, c in curves.items()},
-                          np.mean(per_seed, axis=0), config.eval.external_prompts)
-
-    metrics = run_dir.metrics()
-    figures_dir = run_dir.path / "figures"
-    fig, (ax,) = figure(1, width=6)
-    for c, (name, (mean, low, high)) in enumerate(curves.items()):
-        ax.plot(k_points, mean, "o-" if name == "transformer" else "--", color=f"C{c}",
-                label=name, ms=3)
-        ax.fill_between(k_points, low, high, color=f"C{c}", alpha=0.2)
-        if name == "transformer" and len(per_seed) > 1:
-            for errors in per_seed:  # each training seed, thin
-                ax.plot(k_points, errors.mean(0), "-", color=f"C{c}", lw=0.7, alpha=0.5)
-    ax.axvline(config.task.d, color="gray", ls=":", lw=1)
-    ax.set_xlabel("in-context examples k")
-    ax.set_ylabel(f"squared error / {norm:g}")
-    ax.set_ylim(-0.05, 1.6)
-    ax.legend(fontsize=8)
-    figures = [{"svg": save_figure(fig, figures_dir, "error_vs_k"),
-                "caption": "Normalised squared error of the k+1-th prediction against the "
-                           "number of in-context examples k (bands: 90 % bootstrap intervals "
-                           "over prompts; thin lines: the transformer's training seeds; dotted "
-                           "line: k = d)."}]
-    fig, (ax,) = figure(1, width=6)
-    plot_metric_by_seed(ax, metrics, "test_loss", "transformer (all prefixes)")
-    ax.set_yscale("log")
-    ax.legend()
-    figures.append({"svg": save_figure(fig, figures_dir, "loss"),
-                    "caption": "Evaluation loss during training (thin: seeds, thick: mean)."})
-    table = [[int(k)] + [float(curves[name][0][k]) for name in curves] for k in k_points]
-    sections = [{"title": "Normalised error by number of in-context examples",
-                 "table": {"columns": ["k"] + list(curves), "rows": table}}]
-    if ood:
-        figures.append(_ood_figure(ood, config, figures_dir))
-        d = config.task.d
-        sections.append({
-            "title": "Out-of-distribution prompts (measured, not claimed)",
-            "text": f"Normalised squared error (÷ {norm:g}) at k = d = {d} and at the last k; "
-                    "errors are not rescaled for scale_x / scale_y.",
-            "table": {"columns": ["prompts", f"transformer k={d}", f"least squares k={d}",
-                                  "transformer last k", "least squares last k",
-                                  "averaging last k"],
-                      "rows": [[name, float(v["transformer"][min(d, len(v["transformer"]) - 1)]),
-                                float(v["least squares"][min(d, len(v["transformer"]) - 1)]),
-                                float(v["transformer"][-1]), float(v["least squares"][-1]),
-                                float(v["averaging"][-1])] for name, v in ood.items()]}})
-    title = {"linear": "linear functions", "sparse_linear": "sparse linear functions",
-             "quadratic": "quadratic functions", "relu_net": "2-layer ReLU networks",
-             "decision_tree": "decision trees"}[config.task.kind]
-    write_report(run_dir, f"Transformers learn {title} in context", "function-classes",
-                 PAPER, mode, [c.to_json() for c in claims], figures, sections)
-    return claims
+# -- spec ---------------------------------------------------------------------------
+def curve(r, learner: str) -> pd.Series:
+    """The mean normalised error of ``learner`` by k (in-context examples)."""
+    rows = r["curves"]
+    return rows[rows.learner == learner].set_index("k")["mean"]
 
 
-def class_claims(task: FunctionClassTask, mean_errors: dict[str, np.ndarray],
-                 tf_errors: np.ndarray, external_prompts: int = 0) -> list:
-    """Garg et al.'s headline for the task's class (§§3–5), from the mean normalised
-    error curves ``mean_errors[name][k]`` (k = in-context examples) and the transformer's
-    per-prompt errors ``tf_errors`` (prompts × K), for XGBoost restricted to the first
-    ``external_prompts`` prompts on which it was fitted:
+def tf_seeds(r, ks) -> pd.Series:
+    """Each training seed's mean normalised error over the prefixes ``ks``."""
+    rows = r["transformer_seeds"]
+    return rows[rows.k.isin(list(ks))].groupby("seed").error.mean()
+
+
+def claims(config: FunctionClassesConfig) -> list[Claim]:
+    """Garg et al.'s headline for the task's class (§§3–5); each is the mean over seeds.
 
     * linear: the transformer approaches least squares (error at the last k ≤ 0.1) and
       beats 3-NN and averaging;
@@ -403,57 +248,122 @@ def class_claims(task: FunctionClassTask, mean_errors: dict[str, np.ndarray],
 
     Quadratic functions (in Garg et al.'s code, not the paper) carry no claim.
     """
-    tf = mean_errors["transformer"]
-    last = len(tf) - 1
+    task, last = config.task, config.task.n_context
     kind = task.kind
     if kind == "linear":
         return [
-            check("near_least_squares", f"transformer approaches least squares: normalised "
-                  f"error at k = {last} (zero estimator = 1; least squares = "
-                  f"{mean_errors['least squares'][last]:.3f})", tf[last], "<=", 0.1),
-            check("beats_knn_and_averaging", f"transformer beats 3-NN and averaging at "
+            Claim("near_least_squares", f"transformer approaches least squares: normalised "
+                  f"error at k = {last} (zero estimator = 1)", lambda r: tf_seeds(r, [last]),
+                  "<=", 0.1, paper=paper("≈ least squares", "Garg et al. Fig. 2")),
+            Claim("beats_knn_and_averaging", f"transformer beats 3-NN and averaging at "
                   f"k = {last}: error_TF / min(error_3NN, error_avg)",
-                  tf[last] / min(mean_errors["3-NN"][last], mean_errors["averaging"][last]),
-                  "<", 1.0)]
-    claims = []
+                  lambda r: tf_seeds(r, [last]) / min(curve(r, "3-NN")[last],
+                                                      curve(r, "averaging")[last]), "<", 1.0,
+                  paper=paper("TF < 3-NN, averaging", "Garg et al. Fig. 2"))]
     if kind == "sparse_linear":
-        below = slice(1, min(task.d, last + 1))
-        claims.append(check(
-            "sparse_beats_least_squares", f"sparse linear: the transformer beats least "
-            f"squares below k = d = {task.d}: mean error over k = 1..{below.stop - 1}, "
-            "TF / least squares", np.mean(tf[below]) / np.mean(mean_errors["least squares"]
-                                                                 [below]), "<", 1.0,
-            paper="TF ≈ Lasso < least squares"))
-        lasso = min(np.mean(mean_errors[f"Lasso (α={a:g})"][1:]) for a in LASSO_ALPHAS)
-        claims.append(check(
-            "sparse_matches_lasso", "sparse linear: the transformer matches Lasso: mean error "
-            f"over k = 1..{last}, TF / best Lasso", np.mean(tf[1:]) / lasso, "<=", 1.25,
-            paper="TF ≈ Lasso"))
-    elif kind == "decision_tree":
+        below = range(1, min(task.d, last + 1))
+        lasso = lambda r: min(curve(r, f"Lasso (α={a:g})").loc[1:].mean() for a in LASSO_ALPHAS)
+        return [
+            Claim("sparse_beats_least_squares", f"sparse linear: the transformer beats least "
+                  f"squares below k = d = {task.d}: mean error over k = 1..{below.stop - 1}, "
+                  "TF / least squares", lambda r: tf_seeds(r, below)
+                  / curve(r, "least squares").loc[list(below)].mean(), "<", 1.0,
+                  paper=paper("TF ≈ Lasso < least squares", "Garg et al. Fig. 4")),
+            Claim("sparse_matches_lasso", "sparse linear: the transformer matches Lasso: mean "
+                  f"error over k = 1..{last}, TF / best Lasso",
+                  lambda r: tf_seeds(r, range(1, last + 1)) / lasso(r), "<=", 1.25,
+                  paper=paper("TF ≈ Lasso", "Garg et al. Fig. 4"))]
+    if kind == "decision_tree":
         tree = f"greedy tree (depth {task.depth})"
-        claims.append(check(
-            "tree_beats_greedy_tree", f"decision trees: the transformer beats the greedy "
-            f"depth-{task.depth} tree at k = {last}: error TF / tree", tf[last]
-            / mean_errors[tree][last], "<", 1.0, paper="TF < greedy tree"))
-        n = min(external_prompts, len(tf_errors))
-        if xgboost_name(n) in mean_errors:
-            claims.append(check(
-                "tree_beats_xgboost", f"decision trees: the transformer beats XGBoost at "
-                f"k = {last} (the same {n} prompts): error TF / XGBoost",
-                np.mean(tf_errors[:n, last]) / mean_errors[xgboost_name(n)][last], "<", 1.0,
-                paper="TF < XGBoost"))
-    elif kind == "relu_net":
-        if "2-layer NN (Adam)" in mean_errors:
-            claims.append(check(
-                "relu_matches_network", f"2-layer ReLU networks: the transformer matches a "
-                f"2-layer network trained by Adam on the prompt, at k = {last}: error TF / "
-                "network", tf[last] / mean_errors["2-layer NN (Adam)"][last], "<=", 1.2,
-                paper="TF ≈ 2-layer NN"))
-        claims.append(check(
-            "relu_beats_least_squares", f"2-layer ReLU networks: the transformer beats least "
-            f"squares at k = {last}: error TF / least squares", tf[last]
-            / mean_errors["least squares"][last], "<", 1.0, paper="TF < least squares"))
-    return claims
+        return [
+            Claim("tree_beats_greedy_tree", f"decision trees: the transformer beats the greedy "
+                  f"depth-{task.depth} tree at k = {last}: error TF / tree",
+                  lambda r: tf_seeds(r, [last]) / curve(r, tree)[last], "<", 1.0,
+                  paper=paper("TF < greedy tree", "Garg et al. Fig. 5")),
+            Claim("tree_beats_xgboost", f"decision trees: the transformer beats XGBoost at "
+                  f"k = {last} on the prompts XGBoost was fitted on: error TF / XGBoost",
+                  lambda r: r["xgboost_subset"].transformer_error_last_k
+                  / curve(r, xgboost_name(int(r["xgboost_subset"].prompts.iloc[0])))[last],
+                  "<", 1.0, paper=paper("TF < XGBoost", "Garg et al. Fig. 5"),
+                  when=lambda r: "xgboost_subset" in r.tables)]
+    if kind == "relu_net":
+        return [
+            Claim("relu_matches_network", f"2-layer ReLU networks: the transformer matches a "
+                  f"2-layer network trained by Adam on the prompt, at k = {last}: error TF / "
+                  "network", lambda r: tf_seeds(r, [last]) / curve(r, NETWORK)[last], "<=",
+                  1.2, paper=paper("TF ≈ 2-layer NN", "Garg et al. Fig. 5"),
+                  when=lambda r: NETWORK in set(r["curves"].learner)),
+            Claim("relu_beats_least_squares", f"2-layer ReLU networks: the transformer beats "
+                  f"least squares at k = {last}: error TF / least squares",
+                  lambda r: tf_seeds(r, [last]) / curve(r, "least squares")[last], "<", 1.0,
+                  paper=paper("TF < least squares", "Garg et al. Fig. 5"))]
+    return []
+
+
+NETWORK = "2-layer NN (Adam)"
+
+
+# -- experiment ---------------------------------------------------------------------
+def experiment(config: FunctionClassesConfig, model=None) -> list[Job]:
+    eval_batch = config.task.sample_batch(jax.random.key(config.eval.seed), config.eval.prompts)
+    return [Job("", make_problem(config, model), config.optim, config.train,
+                eval_data=eval_batch, label=f"GPT on {config.task.kind} functions")]
+
+
+# -- measurement --------------------------------------------------------------------
+def error_curve(name: str, errors, resamples: int) -> pd.DataFrame:
+    """One learner's normalised error by k with its 90 % bootstrap interval over prompts."""
+    mean, low, high = bootstrap_mean_ci(errors, resamples)
+    return pd.DataFrame({"learner": name, "k": np.arange(len(mean)), "mean": mean,
+                         "low": low, "high": high})
+
+
+def measure(config: FunctionClassesConfig, trained) -> dict[str, pd.DataFrame]:
+    job, norm, boot = trained[""], config.task.normaliser, config.eval.bootstrap
+    eval_batch = job.eval_data
+    x, y = jax.vmap(all_points)(eval_batch)
+    per_seed = [np.asarray((prompt_predictions(m, eval_batch) - y) ** 2) / norm
+                for m in job.models]
+    tf_errors = np.mean(per_seed, axis=0)
+    curves = [error_curve("transformer", tf_errors, boot)]
+    for name, learner in BASELINES.items():
+        preds = jax.vmap(lambda a, b, lr=learner: prefix_predictions(lr, a, b))(x, y)
+        curves.append(error_curve(name, np.asarray((preds - y) ** 2) / norm, boot))
+    if config.network_baseline:
+        keys = jax.random.split(jax.random.key(config.eval.seed + 1), x.shape[0])
+        preds = jax.jit(jax.vmap(network_prefix_predictions))(keys, x, y)
+        curves.append(error_curve(NETWORK, np.asarray((preds - y) ** 2) / norm, boot))
+    tables = {}
+    if config.task.kind == "decision_tree":
+        depth = config.task.depth
+        preds = jax.jit(jax.vmap(lambda a, b: tree_prefix_predictions(a, b, depth)))(x, y)
+        curves.append(error_curve(f"greedy tree (depth {depth})",
+                                  np.asarray((preds - y) ** 2) / norm, boot))
+        n = min(config.eval.external_prompts, x.shape[0])
+        if n and available("sklearn") and available("xgboost"):
+            xs, ys = np.asarray(x[:n]), np.asarray(y[:n])
+            for name, learner in ((f"tree, unbounded (sklearn, {n} prompts)",
+                                   sklearn_tree_prefix_predictions),
+                                  (xgboost_name(n), xgboost_prefix_predictions)):
+                curves.append(error_curve(name, (learner(xs, ys) - ys) ** 2 / norm, boot))
+            tables["xgboost_subset"] = pd.DataFrame(
+                {"seed": job.seeds, "prompts": n,
+                 "transformer_error_last_k": [e[:n, -1].mean() for e in per_seed]})
+    if config.task.kind == "sparse_linear":
+        for alpha in LASSO_ALPHAS:
+            preds = jax.vmap(lambda a, b, al=alpha: lasso_prefix_predictions(a, b, al))(x, y)
+            curves.append(error_curve(f"Lasso (α={alpha:g})",
+                                      np.asarray((preds - y) ** 2) / norm, boot))
+    tables["curves"] = pd.concat(curves, ignore_index=True)
+    tables["transformer_seeds"] = pd.DataFrame(
+        [{"seed": seed, "k": k, "error": float(e[:, k].mean())}
+         for seed, e in zip(job.seeds, per_seed, strict=True) for k in range(e.shape[1])])
+    if config.task.kind == "linear" and config.ood.prompts:
+        tables["ood"] = pd.DataFrame(
+            [{"prompts": name, "learner": learner, "k": k, "error": float(v)}
+             for name, per in ood_errors(config, job.models).items()
+             for learner, values in per.items() for k, v in enumerate(values)])
+    return tables
 
 
 def ood_errors(config: FunctionClassesConfig, models: list) -> dict[str, dict[str, np.ndarray]]:
@@ -485,31 +395,99 @@ def ood_errors(config: FunctionClassesConfig, models: list) -> dict[str, dict[st
     return out
 
 
-def _ood_figure(ood: dict, config: FunctionClassesConfig, folder) -> dict:
-    names = list(ood)
-    cols = 4
-    rows = -(-len(names) // cols)
+# -- figures ------------------------------------------------------------------------
+def plot_error_vs_k(r):
+    curves, task = r["curves"], r.config.task
+    fig, (ax,) = figure(1, width=6)
+    for c, name in enumerate(dict.fromkeys(curves.learner)):
+        rows = curves[curves.learner == name]
+        ax.plot(rows.k, rows["mean"], "o-" if name == "transformer" else "--", color=f"C{c}",
+                label=name, ms=3)
+        ax.fill_between(rows.k, rows.low, rows.high, color=f"C{c}", alpha=0.2)
+        seeds = r["transformer_seeds"]
+        if name == "transformer" and seeds.seed.nunique() > 1:
+            for _, one in seeds.groupby("seed"):  # each training seed, thin
+                ax.plot(one.k, one.error, "-", color=f"C{c}", lw=0.7, alpha=0.5)
+    ax.axvline(task.d, color="gray", ls=":", lw=1)
+    ax.set_xlabel("in-context examples k")
+    ax.set_ylabel(f"squared error / {task.normaliser:g}")
+    ax.set_ylim(-0.05, 1.6)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_loss(r):
+    fig, (ax,) = figure(1, width=6)
+    plot_metric_by_seed(ax, r.metrics, "test_loss", "transformer (all prefixes)")
+    ax.set_yscale("log")
+    ax.legend()
+    return fig
+
+
+def plot_ood(r):
+    ood, d = r["ood"], r.config.task.d
+    names = list(dict.fromkeys(ood.prompts))
+    cols, rows = 4, -(-len(names) // 4)
     fig, axes = figure(cols, width=3.0, height=2.4 * rows, rows=rows)
     for ax, name in zip(axes, names, strict=False):
         for c, learner in enumerate(("transformer", "least squares", "averaging")):
-            values = ood[name][learner]
-            ax.plot(np.arange(len(values)), values, "o-" if c == 0 else "--", ms=2,
-                    color=f"C{c}", label=learner)
-        ax.axvline(config.task.d, color="gray", ls=":", lw=1)
+            values = ood[(ood.prompts == name) & (ood.learner == learner)]
+            ax.plot(values.k, values.error, "o-" if c == 0 else "--", ms=2, color=f"C{c}",
+                    label=learner)
+        ax.axvline(d, color="gray", ls=":", lw=1)
         ax.set_title(name, fontsize=8)
         ax.set_ylim(-0.05, 2.0)
     for ax in axes[len(names):]:
         ax.axis("off")
     axes[0].legend(fontsize=6)
-    return {"svg": save_figure(fig, folder, "ood_prompts"),
-            "caption": "Normalised squared error against the number of in-context examples on "
-                       "Garg et al.'s out-of-distribution prompts (dotted: k = d)."}
+    return fig
 
 
-RECIPE = register(Recipe(
+def error_table(r) -> pd.DataFrame:
+    return r["curves"].pivot_table(index="k", columns="learner", values="mean",
+                                   sort=False).reset_index()
+
+
+def ood_table(r) -> pd.DataFrame:
+    ood, d = r["ood"], r.config.task.d
+    rows = []
+    for name, one in ood.groupby("prompts", sort=False):
+        error = one.set_index(["learner", "k"]).error
+        at, last = min(d, int(one.k.max())), int(one.k.max())
+        rows.append({"prompts": name, f"transformer k={d}": error["transformer", at],
+                     f"least squares k={d}": error["least squares", at],
+                     "transformer last k": error["transformer", last],
+                     "least squares last k": error["least squares", last],
+                     "averaging last k": error["averaging", last]})
+    return pd.DataFrame(rows)
+
+
+TITLES = {"linear": "linear functions", "sparse_linear": "sparse linear functions",
+          "quadratic": "quadratic functions", "relu_net": "2-layer ReLU networks",
+          "decision_tree": "decision trees"}
+FIGURES = [
+    Figure("error_vs_k", "Normalised squared error of the k+1-th prediction against the number "
+           "of in-context examples k (bands: 90 % bootstrap intervals over prompts; thin "
+           "lines: the transformer's training seeds; dotted line: k = d).", plot_error_vs_k),
+    Figure("loss", "Evaluation loss during training (thin: seeds, thick: mean).", plot_loss),
+    Figure("ood_prompts", "Normalised squared error against the number of in-context examples "
+           "on Garg et al.'s out-of-distribution prompts (dotted: k = d).", plot_ood,
+           when=lambda r: "ood" in r.tables),
+]
+SECTIONS = [
+    Section("Normalised error by number of in-context examples", table=error_table),
+    Section("Out-of-distribution prompts (measured, not claimed)",
+            lambda r: f"Normalised squared error (÷ {r.config.task.normaliser:g}) at "
+            f"k = d = {r.config.task.d} and at the last k; errors are not rescaled for "
+            "scale_x / scale_y.", ood_table, when=lambda r: "ood" in r.tables),
+]
+
+RECIPE = Recipe(
     name="function-classes",
+    title=lambda config: f"Transformers learn {TITLES[config.task.kind]} in context",
     description="a GPT-style transformer learns linear regression in context, close to least "
                 "squares; out-of-distribution prompts (Garg et al. 2022; claims for the linear "
                 "class)",
     paper=PAPER, config_type=FunctionClassesConfig, full=full_config, quick=quick_config,
-    run=run, resolve=resolve))
+    experiment=experiment, measure=measure, claims=claims, figures=FIGURES, sections=SECTIONS,
+    resolve=resolve)

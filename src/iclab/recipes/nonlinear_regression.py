@@ -31,17 +31,13 @@ Deviation: the reference's read-in mixes x and y (Linear 2 → 40 on the token);
 embedding sees x only and y keeps its own coordinate, so that "GD on the features" is
 well defined.
 
-Measured (H100 sweep, 8000 steps, eval every 250): the batch size decides the regime. At
-the reference's batch 2048 (6 seeds) and at 1024 (4 seeds) every seed's degree-2 share
-settles at ≈ 0.47 by step 2000; the prediction difference is ≈ 1.1 at step 2000 in most
-seeds and drops by step 4500; from step 5000 on it moves between 0.21 and 0.31 from one
-evaluation to the next at batch 2048 (0.25–0.30 at step 5000) and between 0.23 and 0.34
-at 1024. At batch 512, three of four seeds stay in a *label-energy* regime instead:
-the degree-2 part carries ≈ 0.8 of the prediction (without it the loss grows 7×); it
-reads Σ_j y_j², an amplitude estimate, which with the reference's coupled draw
-(φ = π(A − 0.1)/0.4) fixes the whole task (with independent A and φ,
-``--set task.coupled=false``, the share is ≈ 0.2). So the quick mode keeps the batch and
-cuts steps and seeds.
+Why the quick mode keeps the reference's batch 2048 (at batch 512 most seeds learn a
+label-energy regime, not a GD step), with the sweep that showed it:
+``docs/results/nonlinear-regression.md``.
+
+Bring your own model: ``model(key, d=1, features=F)`` replaces the TF (a tokens → ŷ module
+with an ``embed`` method: φ(x) for an (n, d) input, the features that "GD on its own
+features" uses).
 """
 
 from dataclasses import dataclass, field
@@ -50,17 +46,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
-from iclab._errors import check_positive_int
-from iclab.engine import (
-    FitJob,
-    OptimConfig,
-    TrainConfig,
-    Trainer,
-    fit_concurrently,
-    regression_loss,
-    regression_problem,
-)
+from iclab.config import check_positive_int
+from iclab.engine import OptimConfig, TrainConfig, regression_loss, regression_problem
+from iclab.framework import Claim, Figure, Job, Recipe, Section, reference
 from iclab.instruments import (
     cosine_similarity,
     label_polynomial_parts,
@@ -68,15 +58,31 @@ from iclab.instruments import (
     query_loss,
 )
 from iclab.models import FeatureGD, FeatureLSA, LSATransformerConfig
-from iclab.recipes._base import Recipe, register
-from iclab.recipes._claims import check
-from iclab.report import figure, plot_metric_by_seed, save_figure, write_report
+from iclab.report import figure, plot_metric_by_seed
 from iclab.solvers import fit_one_step_from_init, gd_weights, one_step_optimal_lr
-from iclab.store import MetricRows
 from iclab.tasks import RegressionExample, SineRegressionTask, to_tokens
 
 PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov: "
          "Transformers learn in-context by gradient descent, ICML 2023 (arXiv 2212.07677), §5")
+
+
+PRED_DIFF_MAX = 0.3
+"""*tracks_gd_predictions*: the largest relative prediction difference that passes."""
+REF_SHORT = "reference notebook, short run"
+# Each claim is the mean over seeds of a per-seed value in table "seeds".
+CLAIMS = [
+    Claim("tf_at_least_mlp_gd", "the TF is at least as good as GD on learned features "
+          "(MLP + GD): L_TF / L_MLP+GD", lambda r: r["seeds"].loss_tf / r["seeds"].loss_mlp_gd,
+          "<=", 1.2, reference=reference("0.0084 vs 0.0193", REF_SHORT)),
+    Claim("gd_explains_loss", "one GD step (fitted w₀, η) on the TF's own features explains "
+          "its loss: L_GD(φ_TF) / L_TF",
+          lambda r: r["seeds"].loss_gd_own_features / r["seeds"].loss_tf, "<=", 1.5),
+    Claim("tracks_gd_predictions", "the TF's predictions track that GD step: relative "
+          "prediction difference", lambda r: r["seeds"].pred_diff, "<=", PRED_DIFF_MAX),
+    Claim("tracks_gd_sensitivities", "… and its sensitivities ∂ŷ/∂x_q: cosine over tasks",
+          lambda r: r["seeds"].sens_cos, ">=", 0.9,
+          reference=reference("partial cosine 0.48", REF_SHORT)),
+]
 
 
 @dataclass(frozen=True)
@@ -108,19 +114,16 @@ class NonlinearConfig:
 
 
 def full_config() -> NonlinearConfig:
-    """The reference's 20,000 steps at batch 2048, 3 seeds (2 min on one H100; 1 seed takes
-    23 min on 2 CPU cores; all 4 claims passed on both)."""
+    """The reference's 20,000 steps at batch 2048, 3 seeds."""
     return NonlinearConfig()
 
 
 def quick_config() -> NonlinearConfig:
-    """The reference's batch 2048 for 5000 steps (of its 20,000), 1 seed: 5.5 min on 2 CPU
-    cores.
+    """The reference's batch 2048 for 5000 steps (of its 20,000), 1 seed.
 
-    The batch is kept because it changes what the layer learns (module docstring): at
-    batch 512 three of four seeds stay in a label-energy regime that is not a GD step. On
-    2 cores a step at batch 2048 costs about 70 ms for both models, so the quick mode
-    affords one seed, not two; the full mode trains three.
+    The batch is kept because it changes what the layer learns: at batch 512 most seeds
+    stay in a label-energy regime that is not a GD step (docs/results). At batch 2048 the
+    quick mode affords one seed on 2 CPU cores; the full mode trains three.
     """
     return NonlinearConfig(train=TrainConfig(steps=5000, batch_size=2048, eval_every=250,
                                              seeds=1))
@@ -139,15 +142,8 @@ def gd_on_features_predict(model: FeatureLSA, w0, eta, example: RegressionExampl
     return gd_weights(phi, example.y, eta, 1, w0) @ model.embed(example.x_query[None])[0]
 
 
-PRED_DIFF_MAX = 0.3
-"""*tracks_gd_predictions*: the largest relative prediction difference that passes."""
 TRACKED = ("pred_diff", "sens_cos", "label_linear_share", "label_quadratic_share")
 """The TF's agreement with GD on its features, also measured during training."""
-
-
-def measure(tf: FeatureLSA, mlp_gd: FeatureGD, batch: RegressionExample) -> dict:
-    """Losses of the TF, MLP + GD and GD on the TF's features, and the agreement."""
-    return {**compare_with_gd(tf, batch), "loss_mlp_gd": regression_loss(mlp_gd, batch)}
 
 
 def compare_with_gd(tf: FeatureLSA, batch: RegressionExample) -> dict:
@@ -186,110 +182,108 @@ def compare_with_gd(tf: FeatureLSA, batch: RegressionExample) -> dict:
             "preds_tf": preds_tf, "preds_gd": preds_gd}
 
 
-def run(config: NonlinearConfig, run_dir, console, mode: str = "full") -> list:
+# -- experiment ---------------------------------------------------------------------
+def experiment(config: NonlinearConfig, model=None) -> list[Job]:
     task = config.task
     eval_batch = task.sample_batch(jax.random.key(config.eval_seed), config.eval_tasks)
     lsa = LSATransformerConfig(layers=1, key_size=config.features + 1)
-    makers = {"tf": lambda key: FeatureLSA(task.d, config.features, lsa, key=key),
-              "mlp_gd": lambda key: FeatureGD(task.d, config.features, key=key)}
-    labels = {"tf": "TF (features + LSA)", "mlp_gd": "MLP + GD"}
-    optims = {"tf": config.optim, "mlp_gd": config.mlp_gd_optim}
+    if model is None:
+        tf = lambda key: FeatureLSA(task.d, config.features, lsa, key=key)
+    else:
+        tf = lambda key: model(key, d=task.d, features=config.features)
 
-    def evaluate_tf(model, batch):
-        compared = compare_with_gd(model, batch)
+    def evaluate_tf(m, batch):
+        compared = compare_with_gd(m, batch)
         return {"test_loss": compared["loss_tf"], **{k: compared[k] for k in TRACKED}}
 
-    evaluators = {"tf": evaluate_tf, "mlp_gd": None}
-    jobs = [FitJob(Trainer(regression_problem(task, init, evaluators[tag]), optims[tag],
-                           config.train), eval_batch, tag=tag, label=labels[tag])
-            for tag, init in makers.items()]
-    states = fit_concurrently(jobs, run=run_dir, console=console)
-    trained = {job.tag: job.trainer.models(state) for job, state in zip(jobs, states, strict=True)}
+    mlp_gd = lambda key: FeatureGD(task.d, config.features, key=key)
+    return [Job("tf", regression_problem(task, tf, evaluate_tf), config.optim, config.train,
+                eval_data=eval_batch, label="TF (features + LSA)"),
+            Job("mlp_gd", regression_problem(task, mlp_gd), config.mlp_gd_optim, config.train,
+                eval_data=eval_batch, label="MLP + GD")]
 
-    per_seed = [measure(tf, mg, eval_batch) for tf, mg in zip(trained["tf"], trained["mlp_gd"],
-                                                              strict=True)]
-    scalars = [k for k in per_seed[0] if not k.startswith("preds")]
-    mean = {k: float(np.mean([float(m[k]) for m in per_seed])) for k in scalars}
-    rows = MetricRows()
-    for s, m in enumerate(per_seed):
-        for k in scalars:
-            rows.add(config.train.steps, config.train.seed + s, f"final/{k}", float(m[k]))
-    run_dir.write_metrics("final", rows)
 
-    claims = [
-        check("tf_at_least_mlp_gd", "the TF is at least as good as GD on learned features "
-              "(MLP + GD): L_TF / L_MLP+GD (mean over seeds)",
-              mean["loss_tf"] / mean["loss_mlp_gd"], "<=", 1.2,
-              paper="TF ≤ MLP + GD (reference short run: 0.0084 vs 0.0193)"),
-        check("gd_explains_loss", "one GD step (fitted w₀, η) on the TF's own features "
-              "explains its loss: L_GD(φ_TF) / L_TF", mean["loss_gd_own_features"]
-              / mean["loss_tf"], "<=", 1.5, paper="GD on deep representations"),
-        check("tracks_gd_predictions", "the TF's predictions track that GD step: relative "
-              "prediction difference", mean["pred_diff"], "<=", PRED_DIFF_MAX, paper="–"),
-        check("tracks_gd_sensitivities", "… and its sensitivities ∂ŷ/∂x_q: cosine over tasks",
-              mean["sens_cos"], ">=", 0.9, paper="partial cosine (reference short run: 0.48)"),
-    ]
+# -- measurement --------------------------------------------------------------------
+def measure(config: NonlinearConfig, trained) -> dict[str, pd.DataFrame]:
+    """Per seed: the TF against GD on its own features, and MLP + GD's loss; seed 0's
+    predictions of both."""
+    tf, mlp_gd = trained["tf"], trained["mlp_gd"]
+    batch = tf.eval_data
+    rows, predictions = [], None
+    for seed, model, other in zip(tf.seeds, tf.models, mlp_gd.models, strict=True):
+        compared = compare_with_gd(model, batch)
+        rows.append({"seed": seed, **{k: float(v) for k, v in compared.items()
+                                      if not k.startswith("preds")},
+                     "loss_mlp_gd": float(regression_loss(other, batch))})
+        if predictions is None:
+            predictions = pd.DataFrame({"tf": np.asarray(compared["preds_tf"]),
+                                        "gd": np.asarray(compared["preds_gd"])})
+    return {"seeds": pd.DataFrame(rows), "predictions": predictions}
 
-    metrics = run_dir.metrics()
-    folder = run_dir.path / "figures"
+
+# -- figures ------------------------------------------------------------------------
+def plot_tf_vs_gd(r):
     fig, axes = figure(2, width=4.6)
-    plot_metric_by_seed(axes[0], metrics, "tf/test_loss", "TF (features + LSA)", color="C0")
-    plot_metric_by_seed(axes[0], metrics, "mlp_gd/test_loss", "MLP + GD", color="C1")
+    plot_metric_by_seed(axes[0], r.metrics, "tf/test_loss", "TF (features + LSA)", color="C0")
+    plot_metric_by_seed(axes[0], r.metrics, "mlp_gd/test_loss", "MLP + GD", color="C1")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("½ MSE at the query (held-out tasks)")
     axes[0].legend(fontsize=7)
-    first = per_seed[0]
-    axes[1].scatter(np.asarray(first["preds_gd"]), np.asarray(first["preds_tf"]), s=3,
-                    alpha=0.4)
-    lim = float(np.abs(np.asarray(first["preds_tf"])).max())
+    preds = r["predictions"]
+    axes[1].scatter(preds.gd, preds.tf, s=3, alpha=0.4)
+    lim = float(np.abs(preds.tf).max())
     axes[1].plot([-lim, lim], [-lim, lim], color="grey", lw=0.6)
     axes[1].set_xlabel("GD step on the TF's features (fitted w₀, η)")
     axes[1].set_ylabel("TF prediction")
-    figures = [{"svg": save_figure(fig, folder, "tf_vs_gd_features"),
-                "caption": "Left: learning curves (thin: seeds). Right: the TF's query "
-                           "predictions against one GD step on its own learned features "
-                           "(seed 0; grey: identity)."}]
+    return fig
+
+
+def plot_gd_likeness(r):
     fig, axes = figure(2, width=4.6)
-    plot_metric_by_seed(axes[0], metrics, "tf/pred_diff", "relative prediction difference",
+    plot_metric_by_seed(axes[0], r.metrics, "tf/pred_diff", "relative prediction difference",
                         color="C0")
     axes[0].axhline(PRED_DIFF_MAX, color="grey", ls="--", lw=0.8,
                     label=f"claim: ≤ {PRED_DIFF_MAX}")
-    plot_metric_by_seed(axes[0], metrics, "tf/sens_cos", "sensitivity cosine", color="C2")
+    plot_metric_by_seed(axes[0], r.metrics, "tf/sens_cos", "sensitivity cosine", color="C2")
     axes[0].set_ylabel("TF vs one GD step on its features")
     axes[0].legend(fontsize=7)
-    plot_metric_by_seed(axes[1], metrics, "tf/label_linear_share", "linear f₁", color="C3")
-    plot_metric_by_seed(axes[1], metrics, "tf/label_quadratic_share", "quadratic f₂",
+    plot_metric_by_seed(axes[1], r.metrics, "tf/label_linear_share", "linear f₁", color="C3")
+    plot_metric_by_seed(axes[1], r.metrics, "tf/label_quadratic_share", "quadratic f₂",
                         color="C4")
     axes[1].set_ylabel("‖f_k‖ / ‖ŷ_TF‖ (parts in the context labels)")
     axes[1].legend(fontsize=7)
-    figures.append({"svg": save_figure(fig, folder, "gd_likeness_over_training"),
-                    "caption": "The TF's agreement with one GD step (fitted w₀, η) on its "
-                               "features at each evaluation (left), and the shares of its "
-                               "prediction that are linear and quadratic in the context "
-                               "labels (right; a GD step has no quadratic part)."})
-    table = [[config.train.seed + s] + [float(m[k]) for k in scalars]
-             for s, m in enumerate(per_seed)]
-    sections = [{"title": "Per seed", "table": {"columns": ["seed", *scalars], "rows": table}},
-                {"title": "Is the layer a GD step? Its parts in the context labels",
-                 "text": "ŷ_TF = f₀ + f₁ + f₂, of degree 0, 1 and 2 in the context labels "
-                         "(exact for one attention layer). One GD step on features has "
-                         "f₂ = 0. Shares are ‖f_k‖ / ‖ŷ_TF‖ over the held-out tasks (mean "
-                         "over seeds): label-free "
-                         f"{mean['label_free_share']:.3f}, linear "
-                         f"{mean['label_linear_share']:.3f}, quadratic "
-                         f"{mean['label_quadratic_share']:.3f}; the TF's loss "
-                         f"{mean['loss_tf']:.4g} becomes {mean['loss_tf_without_quadratic']:.4g} "
-                         "without f₂. The prediction difference "
-                         f"{mean['pred_diff']:.3f} compares with the TF's relative error to the "
-                         f"truth, {mean['tf_relative_error']:.3f}, and the GD step's, "
-                         f"{mean['gd_relative_error']:.3f}."}]
-    write_report(run_dir, "GD on learned features: sine regression", "nonlinear-regression",
-                 PAPER, mode, [c.to_json() for c in claims], figures, sections)
-    return claims
+    return fig
 
 
-RECIPE = register(Recipe(
-    name="nonlinear-regression",
+def mechanism_text(r) -> str:
+    mean = r["seeds"].mean(numeric_only=True)
+    return ("ŷ_TF = f₀ + f₁ + f₂, of degree 0, 1 and 2 in the context labels (exact for one "
+            "attention layer). One GD step on features has f₂ = 0. Shares are ‖f_k‖ / ‖ŷ_TF‖ "
+            "over the held-out tasks (mean over seeds): label-free "
+            f"{mean.label_free_share:.3f}, linear {mean.label_linear_share:.3f}, quadratic "
+            f"{mean.label_quadratic_share:.3f}; the TF's loss {mean.loss_tf:.4g} becomes "
+            f"{mean.loss_tf_without_quadratic:.4g} without f₂. The prediction difference "
+            f"{mean.pred_diff:.3f} compares with the TF's relative error to the truth, "
+            f"{mean.tf_relative_error:.3f}, and the GD step's, {mean.gd_relative_error:.3f}.")
+
+
+FIGURES = [
+    Figure("tf_vs_gd_features", "Left: learning curves (thin: seeds). Right: the TF's query "
+           "predictions against one GD step on its own learned features (seed 0; grey: "
+           "identity).", plot_tf_vs_gd),
+    Figure("gd_likeness_over_training", "The TF's agreement with one GD step (fitted w₀, η) on "
+           "its features at each evaluation (left), and the shares of its prediction that are "
+           "linear and quadratic in the context labels (right; a GD step has no quadratic "
+           "part).", plot_gd_likeness),
+]
+SECTIONS = [
+    Section("Per seed", table="seeds"),
+    Section("Is the layer a GD step? Its parts in the context labels", mechanism_text),
+]
+
+RECIPE = Recipe(
+    name="nonlinear-regression", title="GD on learned features: sine regression",
     description="a linear self-attention layer on learned features does one GD step on them "
                 "(von Oswald et al. 2023, sine regression)",
-    paper=PAPER, config_type=NonlinearConfig, full=full_config, quick=quick_config, run=run))
+    paper=PAPER, config_type=NonlinearConfig, full=full_config, quick=quick_config,
+    experiment=experiment, measure=measure, claims=CLAIMS, figures=FIGURES, sections=SECTIONS)

@@ -1,7 +1,6 @@
-"""Reports: matplotlib figures (no pyplot) in one self-contained HTML page."""
+"""Figure helpers for reports (matplotlib object API, no pyplot); the HTML page is rendered
+by ``iclab.framework.render`` from ``templates/report.html.j2``."""
 
 from iclab.report._figures import figure as figure
 from iclab.report._figures import heatmap as heatmap
 from iclab.report._figures import plot_metric_by_seed as plot_metric_by_seed
-from iclab.report._figures import save_figure as save_figure
-from iclab.report._html import write_report as write_report

@@ -1,8 +1,5 @@
 """Figure helpers on matplotlib's object API (no pyplot, no global state)."""
 
-import io
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,16 +11,6 @@ def figure(ncols: int = 1, width: float = 4.2, height: float = 3.2, rows: int = 
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     axes = fig.subplots(rows, ncols, squeeze=False).reshape(-1)
     return fig, axes
-
-
-def save_figure(fig: Figure, folder: Path, name: str) -> str:
-    """Write ``folder/name.svg`` and return the SVG text (for inlining in the report)."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.svg").write_text(svg)
-    return svg[svg.index("<svg"):]  # drop the XML prolog for inline use
 
 
 def plot_metric_by_seed(ax, metrics: pd.DataFrame, metric: str, label: str | None = None,

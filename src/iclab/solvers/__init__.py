@@ -4,7 +4,11 @@ from iclab.solvers._autoregressive import ARGradientStep as ARGradientStep
 from iclab.solvers._autoregressive import ARPreconditionedGD as ARPreconditionedGD
 from iclab.solvers._autoregressive import ARRidge as ARRidge
 from iclab.solvers._autoregressive import SoftmaxKernelRegression as SoftmaxKernelRegression
+from iclab.solvers._autoregressive import ar_batch_loss as ar_batch_loss
+from iclab.solvers._autoregressive import ar_gd_from_zero_lr as ar_gd_from_zero_lr
 from iclab.solvers._autoregressive import ar_gd_predictions as ar_gd_predictions
+from iclab.solvers._autoregressive import ar_oracle_loss_per_step as ar_oracle_loss_per_step
+from iclab.solvers._autoregressive import ar_preconditioned_inputs as ar_preconditioned_inputs
 from iclab.solvers._autoregressive import ar_ridge_predictions as ar_ridge_predictions
 from iclab.solvers._autoregressive import ar_statistics as ar_statistics
 from iclab.solvers._autoregressive import fit_gd_step as fit_gd_step
@@ -14,6 +18,8 @@ from iclab.solvers._autoregressive import (
 from iclab.solvers._autoregressive import (
     softmax_kernel_predictions as softmax_kernel_predictions,
 )
+from iclab.solvers._autoregressive import tune_ar_ridge as tune_ar_ridge
+from iclab.solvers._autoregressive import tune_softmax_kernel as tune_softmax_kernel
 from iclab.solvers._external import available as available
 from iclab.solvers._external import (
     sklearn_tree_prefix_predictions as sklearn_tree_prefix_predictions,
@@ -30,8 +36,10 @@ from iclab.solvers._gdpp import fit_gdpp as fit_gdpp
 from iclab.solvers._gdpp import fit_gdpp_population as fit_gdpp_population
 from iclab.solvers._gdpp import gdpp_population_loss as gdpp_population_loss
 from iclab.solvers._gdpp import gdpp_spectral_residual as gdpp_spectral_residual
+from iclab.solvers._gdpp import noise_free_gdpp_column as noise_free_gdpp_column
 from iclab.solvers._gdpp import tune_gdpp_tied as tune_gdpp_tied
 from iclab.solvers._gdpp import wishart_eigenvalues as wishart_eigenvalues
+from iclab.solvers._lasso import lasso_prefix_predictions as lasso_prefix_predictions
 from iclab.solvers._lasso import lasso_weights as lasso_weights
 from iclab.solvers._lasso import soft_threshold as soft_threshold
 from iclab.solvers._line_search import golden_section_search as golden_section_search
@@ -43,6 +51,8 @@ from iclab.solvers._network import train_network as train_network
 from iclab.solvers._prefix import prefix_predictions as prefix_predictions
 from iclab.solvers._ridge import RidgePath as RidgePath
 from iclab.solvers._ridge import adaptive_ridge_weights as adaptive_ridge_weights
+from iclab.solvers._ridge import analytic_one_layer_loss as analytic_one_layer_loss
+from iclab.solvers._ridge import analytic_one_layer_step as analytic_one_layer_step
 from iclab.solvers._ridge import noise_variance_estimate as noise_variance_estimate
 from iclab.solvers._ridge import ols_weights as ols_weights
 from iclab.solvers._ridge import oracle_ridge_weights as oracle_ridge_weights

@@ -183,3 +183,63 @@ class SoftmaxKernelRegression(eqx.Module):
 
     def __call__(self, states):
         return softmax_kernel_predictions(states, self.beta)
+
+
+# -- tuning the learners on a batch of sequences (inputs (B, T, n), targets (B, T, n)) ----
+def ar_batch_loss(predict, inputs, targets) -> Array:
+    """½ E‖ŝ_{t+1} − s_{t+1}‖², summed over state dimensions, averaged over sequences and t,
+    of a learner ``predict: states (T, n) → predictions (T, n)``."""
+    preds = jax.vmap(predict)(inputs)
+    return 0.5 * jnp.sum((preds - targets) ** 2, -1).mean()
+
+
+def ar_oracle_loss_per_step(w: Float[Array, "b n n"], inputs: Float[Array, "b t n"],
+                            targets: Float[Array, "b t n"]) -> Float[Array, " t"]:
+    """Per-t loss of ŝ_{t+1} = W* s_t (the true system): the noise floor."""
+    preds = jnp.einsum("bij,btj->bti", w, inputs)
+    return 0.5 * jnp.sum((preds - targets) ** 2, -1).mean(0)
+
+
+def ar_gd_from_zero_lr(inputs: Float[Array, "b t n"], targets: Float[Array, "b t n"]) -> float:
+    """Closed-form η* of one GD step from Φ₀ = 0: ŝ_{t+1} = η a_t with a_t = G_t s_t is
+    linear in η, so η* = Σ⟨a_t, s_{t+1}⟩ / Σ‖a_t‖² over the batch and all t."""
+    a = jax.vmap(lambda s: ar_gd_predictions(s, jnp.zeros((s.shape[1],) * 2), 1.0))(inputs)
+    return float(jnp.sum(a * targets) / jnp.sum(a * a))
+
+
+def tune_ar_ridge(inputs: Float[Array, "b t n"], targets: Float[Array, "b t n"]
+                  ) -> tuple[float, float]:
+    """(λ*, log10 λ*) of AR ridge minimising the mean loss over t: a grid over
+    log10 λ ∈ [−5, 2] (step 0.25), then a grid of step 0.025 around the best point.
+
+    Grids only, no golden-section ``while`` loop: on XLA:CPU a batched
+    ``linalg.solve`` inside a ``while`` loop deadlocked (jax 0.10.2, 1024 sequences).
+    """
+    import numpy as np
+
+    loss = lambda log_lam, x, y: ar_batch_loss(
+        lambda s: ar_ridge_predictions(s, 10.0 ** log_lam), x, y)
+    on_grid = jax.jit(jax.vmap(loss, in_axes=(0, None, None)))
+    grid = np.linspace(-5.0, 2.0, 29)
+    best = grid[int(np.nanargmin(np.asarray(on_grid(grid, inputs, targets))))]
+    fine = np.linspace(best - 0.25, best + 0.25, 21)
+    log_lam = float(fine[int(np.nanargmin(np.asarray(on_grid(fine, inputs, targets))))])
+    return 10.0 ** log_lam, log_lam
+
+
+def tune_softmax_kernel(inputs: Float[Array, "b t n"], targets: Float[Array, "b t n"],
+                        lo: float = 0.0, hi: float = 20.0) -> float:
+    """β* of softmax kernel regression on [lo, hi]: a 41-point grid, then golden section."""
+    from iclab.solvers._line_search import grid_then_golden
+
+    loss = lambda beta, x, y: ar_batch_loss(lambda s: softmax_kernel_predictions(s, beta), x, y)
+    beta, _ = grid_then_golden(loss, lo, hi, inputs, targets, n_grid=41)
+    return beta
+
+
+def ar_preconditioned_inputs(states: Float[Array, "t n"], lam: float) -> Float[Array, "t n"]:
+    """(S_{t−1} S_{t−1}ᵀ + I/λ)⁻¹ s_t at every t, with S_{t−1} = [s_1, ..., s_{t−1}]: the
+    input that Proposition 2's preconditioning computes (a probe target)."""
+    _, h = ar_statistics(states)
+    eye = jnp.eye(states.shape[1], dtype=states.dtype)[None]
+    return jnp.linalg.solve(h + eye / lam, states[..., None])[..., 0]

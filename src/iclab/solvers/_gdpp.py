@@ -210,3 +210,36 @@ def fit_gdpp_population(depth: int, eigenvalues, d: int, validation=None,
         previous = best[0].reshape(-1, 2) * mask
         fits.append((np.asarray(previous), best[1]))
     return fits
+
+
+def noise_free_gdpp_column(n: int, d: int, depth: int, fit_contexts: int, eval_contexts: int,
+                           seed: int) -> dict:
+    """The best GD++ (and plain GD) stacks of depth 1..``depth`` on noise-free regression
+    with x, w ~ N(0, I), in float64 and without training.
+
+    The loss of any per-layer GD++ stack there is (D/2) E_λ r(λ)², a function of the
+    eigenvalues λ of the context Gram matrix only (``gdpp_spectral_residual``), so the
+    best coefficients of each depth are fitted by Levenberg–Marquardt on pooled eigenvalues
+    of ``fit_contexts`` fresh contexts (``fit_gdpp_population``, early-stopped on as many
+    again) and the loss is measured on ``eval_contexts`` further contexts. These are the
+    best GD++ stacks, a lower bound for trained ones up to sampling; the oracle (OLS) loss
+    is 0. Deep stacks are polynomials of degree ~3^L in λ, so their loss is set by the rare
+    largest eigenvalues of the evaluation sample.
+
+    Returns:
+        ``{"layers": [1..depth], "gdpp": losses, "gd": losses, "gdpp_omegas": per-depth
+        coefficients, "gd_omegas": ...}``.
+    """
+    with jax.enable_x64(True):
+        k_fit, k_val, k_eval = jax.random.split(jax.random.key(seed), 3)
+        fit_set = wishart_eigenvalues(k_fit, n, d, fit_contexts)
+        val_set = wishart_eigenvalues(k_val, n, d, fit_contexts)
+        eval_set = wishart_eigenvalues(k_eval, n, d, eval_contexts)
+        out = {"layers": list(range(1, depth + 1))}
+        for name, precondition in (("gdpp", True), ("gd", False)):
+            fits = fit_gdpp_population(depth, fit_set, d, validation=val_set,
+                                       precondition=precondition)
+            out[name] = [float(gdpp_population_loss(jnp.asarray(w), eval_set, d))
+                         for w, _ in fits]
+            out[f"{name}_omegas"] = [np.asarray(w).tolist() for w, _ in fits]
+    return out

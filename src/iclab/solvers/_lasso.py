@@ -27,3 +27,18 @@ def lasso_weights(x: Float[Array, "n d"], y: Float[Array, " n"], alpha: float | 
         return soft_threshold(w - step * (gram @ w - xty), step * alpha)
 
     return jax.lax.fori_loop(0, iterations, body, jnp.zeros(x.shape[1], x.dtype))
+
+
+def lasso_prefix_predictions(x: Float[Array, "k d"], y: Float[Array, " k"], alpha: float,
+                             iterations: int = 500) -> Float[Array, " k"]:
+    """Lasso's prediction of y_i from the first i − 1 pairs, for every i (0 for i = 1).
+
+    Each prefix is solved with its unseen rows masked to zero; ``lasso_weights``
+    normalises the squared error by all K rows, so the penalty is α·n/K to keep that of
+    the n pairs actually seen.
+    """
+    k = x.shape[0]
+    masks = (jnp.arange(k)[None, :] < jnp.arange(k)[:, None]).astype(x.dtype)
+    weights = jax.vmap(lambda m: lasso_weights(x * m[:, None], y * m, alpha * m.sum() / k,
+                                               iterations))(masks)
+    return jnp.einsum("kd,kd->k", weights, x)

@@ -125,3 +125,30 @@ def tune_tuned_ridge(batch: RegressionExample, sweeps: int = 3) -> tuple[float, 
         log_scale, value = grid_then_golden(lambda ls, p, c=log_cap: loss(c, ls, p),
                                             -4.0, 2.0, path, n_grid=33)
     return float(np.exp(log_cap)), float(np.exp(log_scale)), value
+
+
+def _standard_gaussian(task) -> bool:
+    return task.input_dist == "gaussian" and task.input_std == 1.0 and task.w_scale == 1.0
+
+
+def analytic_one_layer_loss(task) -> float | None:
+    """L₁ = ½[D − ND/(N + D + 1 + Eσ²)]: the population loss of the best single
+    preconditioned GD step from 0, ŷ = η* Σ_j y_j x_jᵀ x_q with η* = 1/(N + D + 1 + Eσ²),
+    for x, w ~ N(0, I) (uses E[(XᵀX)²] = N(N + D + 1) I; Vladymyrov et al. 2024). None for
+    other input or weight distributions.
+
+    Args:
+        task: a ``LinearRegressionTask``.
+    """
+    if not _standard_gaussian(task):
+        return None
+    n, d = task.n_context, task.d
+    return 0.5 * (d - n * d / (n + d + 1 + task.mean_noise_variance))
+
+
+def analytic_one_layer_step(task) -> float | None:
+    """The step η* · N of ``analytic_one_layer_loss`` in the N-normalised convention of
+    ``DiagonalLSA.gd`` (ω_yx = −η*), or None where the closed form does not apply."""
+    if not _standard_gaussian(task):
+        return None
+    return task.n_context / (task.n_context + task.d + 1 + task.mean_noise_variance)

@@ -6,14 +6,19 @@ Layout of ``<root>/<recipe>/<run_id>/``::
     status.json        {"status": "incomplete" | "complete", "recipe", "run_id", ...}
     metrics/*.parquet  long format: step, seed, metric, value (one part per chunk)
     checkpoint.eqx     training state of all seeds (atomic write), for --resume
-    claims.json        [{"id", "claim", "measured", "criterion", "paper", "passed"}]
+    tables/*.parquet   the measured tables (what the claims and figures read)
+    claims.json        the evaluated claims: id, claim, measured, criterion, paper,
+                       reference, passed, per_seed, interval, fragile
+    checks.json        the same for the checks (hold by construction; not claims)
     figures/*.svg      the report's figures
     report.html        self-contained report
 """
 
+from iclab.store._query import LoadedRun as LoadedRun
 from iclab.store._query import find_run as find_run
 from iclab.store._query import list_runs as list_runs
 from iclab.store._query import load_metrics as load_metrics
+from iclab.store._query import load_run as load_run
 from iclab.store._run import MetricRows as MetricRows
 from iclab.store._run import RunDir as RunDir
 from iclab.store._run import new_run_id as new_run_id

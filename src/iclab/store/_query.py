@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -85,3 +86,37 @@ def find_run(run: str | os.PathLike, root: str | os.PathLike = "runs") -> Path:
         raise FileNotFoundError(f"no run '{run}': not a run folder, and no run id under {root}/")
     raise FileNotFoundError(f"run id '{run}' is ambiguous: "
                             + ", ".join(m.name for m in matches))
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run folder as pandas: its saved config, status, tables, metrics, claims, checks."""
+
+    path: Path
+    config: dict
+    status: dict
+    tables: dict[str, pd.DataFrame]
+    metrics: pd.DataFrame
+    claims: pd.DataFrame
+    checks: pd.DataFrame
+
+
+def load_run(run: str | os.PathLike, root: str | os.PathLike = "runs") -> LoadedRun:
+    """Load one run (a folder, or a run id / unique prefix under ``root``) as pandas.
+
+    Examples:
+        >>> run = load_run("runs/icl-gd/20261201-101500-ab12")  # doctest: +SKIP
+        >>> run.tables["seeds"], run.claims[["id", "measured", "passed"]]  # doctest: +SKIP
+    """
+    path = find_run(run, root)
+
+    def read_json(name, default):
+        file = path / name
+        return json.loads(file.read_text()) if file.exists() else default
+
+    tables = {p.stem: pd.read_parquet(p) for p in sorted((path / "tables").glob("*.parquet"))}
+    metrics = load_metrics(path).drop(columns=["recipe", "run_id"])
+    return LoadedRun(path=path, config=read_json("config.json", {}),
+                     status=read_json("status.json", {}), tables=tables, metrics=metrics,
+                     claims=pd.DataFrame(read_json("claims.json", [])),
+                     checks=pd.DataFrame(read_json("checks.json", [])))

@@ -153,4 +153,14 @@ class RunDir:
         _atomic_write_json(self.path / name, obj)
 
     def write_text(self, name: str, text: str) -> None:
-        _atomic_write_bytes(self.path / name, text.encode())
+        self.write_bytes(name, text.encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write ``name`` (a path inside the run folder; parents are created) atomically."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(path, data)
+
+    def checks(self) -> list[dict]:
+        path = self.path / "checks.json"
+        return json.loads(path.read_text()) if path.exists() else []

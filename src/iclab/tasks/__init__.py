@@ -16,6 +16,7 @@ from iclab.tasks._induction import OrthonormalPairsTask as OrthonormalPairsTask
 from iclab.tasks._induction import PairsSequence as PairsSequence
 from iclab.tasks._induction import RepeatedTokensTask as RepeatedTokensTask
 from iclab.tasks._induction import TokenSequence as TokenSequence
+from iclab.tasks._induction import bursty_tokens as bursty_tokens
 from iclab.tasks._induction import complex_structure as complex_structure
 from iclab.tasks._induction import finite_symmetry_groups as finite_symmetry_groups
 from iclab.tasks._induction import finite_symmetry_orbit as finite_symmetry_orbit
@@ -28,6 +29,9 @@ from iclab.tasks._interleaved import interleave as interleave
 from iclab.tasks._interleaved import to_interleaved_tokens as to_interleaved_tokens
 from iclab.tasks._linear_regression import (
     LinearRegressionTask as LinearRegressionTask,
+)
+from iclab.tasks._linear_regression import (
+    RegressionEvalConfig as RegressionEvalConfig,
 )
 from iclab.tasks._linear_regression import (
     RegressionExample as RegressionExample,

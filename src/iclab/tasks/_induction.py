@@ -381,3 +381,14 @@ def finite_symmetry_orbit(task: OrthonormalPairsTask, seq: PairsSequence) -> Pai
     rotate = lambda o, s: OrthonormalPairsTask.rotate(seq, o, s)
     out = jax.vmap(lambda o: jax.vmap(lambda s: rotate(o, s))(positions))(content)
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
+
+
+def bursty_tokens(items, labels, query, n_labels: int):
+    """The tokens of a bursty classification sequence (Reddy 2024):
+    [x_1; 0], [0; e_{y_1}], ..., [x_N; 0], [0; e_{y_N}], [x_q; 0]: (2N + 1, D + L)."""
+    n, d = items.shape
+    item_tokens = jnp.concatenate([items, jnp.zeros((n, n_labels))], axis=1)
+    label_tokens = jnp.concatenate([jnp.zeros((n, d)), jax.nn.one_hot(labels, n_labels)], 1)
+    pairs = jnp.stack([item_tokens, label_tokens], axis=1).reshape(2 * n, d + n_labels)
+    query_token = jnp.concatenate([query, jnp.zeros(n_labels)])[None]
+    return jnp.concatenate([pairs, query_token])

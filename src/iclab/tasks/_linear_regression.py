@@ -26,6 +26,25 @@ INPUT_DISTRIBUTIONS = ("uniform", "gaussian")
 NOISE_DISTRIBUTIONS = ("fixed", "uniform", "categorical")
 
 
+@dataclass(frozen=True)
+class RegressionEvalConfig:
+    """Held-out evaluation tasks of an in-context regression recipe.
+
+    Args:
+        tasks: number of evaluation tasks (von Oswald et al.'s reference uses 10,000).
+        seed: key of the evaluation tasks (the reference's ``PRNGKey(5)``).
+        ood_tasks: tasks per point of an out-of-distribution sweep.
+    """
+
+    tasks: int = 10_000
+    seed: int = 5
+    ood_tasks: int = 1000
+
+    def __post_init__(self):
+        check_positive_int("eval.tasks", self.tasks)
+        check_positive_int("eval.ood_tasks", self.ood_tasks)
+
+
 class RegressionExample(eqx.Module):
     """One in-context regression task: context (x, y), query (x_query, y_query), true w,
     and the task's label-noise standard deviation σ."""

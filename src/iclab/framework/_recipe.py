@@ -1,0 +1,179 @@
+"""What a recipe is: configs, an experiment (the jobs to train), a measurement (the tables)
+and a spec (claims, checks, figures, sections); and the registry, discovered from
+``iclab.recipes``."""
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from iclab._errors import ConfigError
+from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+from iclab.framework._spec import Claim, Figure, Section
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model family to train (``train.seeds`` seeds in one vmapped program).
+
+    Args:
+        tag: names its metrics (``"{tag}/{metric}"``) and checkpoint in the run folder;
+            "" for a recipe that trains a single model (metrics without a prefix).
+        problem: what to train (``iclab.engine.Problem``).
+        optim: its optimiser.
+        train: steps, batch, evaluation interval and seeds.
+        eval_data: passed to ``problem.evaluate`` at every evaluation.
+        label: progress-bar text (default: the tag).
+        stop: optional early-stopping rule ``(step, metrics) -> bool``.
+        cost: relative cost, for the start order of concurrent jobs.
+        info: anything the measurement needs alongside the models (tuned baselines, ...).
+    """
+
+    tag: str
+    problem: Problem
+    optim: OptimConfig
+    train: TrainConfig
+    eval_data: Any = None
+    label: str = ""
+    stop: Callable[[int, dict], bool] | None = None
+    cost: float = 1.0
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainedJob:
+    """A job after training: its models (one per seed, in seed order), the seeds, the
+    final evaluation (metric → per-seed array), the step it stopped at, its metric history
+    (step, seed, metric, value; names without the tag; read from the run folder when there
+    is one, so a resumed run sees the whole history), and the job."""
+
+    job: Job
+    models: list
+    seeds: list[int]
+    final: dict[str, np.ndarray]
+    step: int
+    history: Any = None
+
+    def curves(self, metric: str):
+        """One metric's history as a table: index step, one column per seed."""
+        rows = self.history[self.history.metric == metric]
+        return rows.pivot_table(index="step", columns="seed", values="value")
+
+    @property
+    def info(self) -> dict:
+        return self.job.info
+
+    @property
+    def eval_data(self) -> Any:
+        return self.job.eval_data
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper claim-set.
+
+    Args:
+        name: the CLI name (``iclab run NAME``).
+        title: the report's title (or config → title).
+        description: one line for ``iclab list``.
+        paper: the citation.
+        config_type: the frozen config dataclass.
+        full, quick: the two modes' configs.
+        experiment: config → the jobs to train (the framework trains them: progress,
+            checkpoints, resume, concurrency).
+        measure: (config, {tag: TrainedJob}) → {table name: DataFrame}, written as
+            ``tables/{name}.parquet``; nothing else.
+        claims, checks: the spec's rows (checks hold by construction: they must pass
+            and are not counted among the claims); a sequence, or config → sequence for
+            rows that depend on the config (one per depth, per N, ...).
+        figures, sections: the report's figures and tables, functions of the tables
+            (a sequence, or config → sequence).
+        resolve: optional (config, mode, set_keys) → config, filling in settings that
+            depend on others after ``--set`` (keys the user set are left alone).
+        workers: host threads for concurrent jobs (None: the default, 1: one at a time).
+        model_slot: the name of the config field a user model factory replaces (see
+            ``iclab.run(..., model=...)``), or None if the recipe has no single model.
+    """
+
+    name: str
+    title: str | Callable[[Any], str]
+    description: str
+    paper: str
+    config_type: type
+    full: Callable[[], Any]
+    quick: Callable[[], Any]
+    experiment: Callable[..., Sequence[Job]]
+    measure: Callable[[Any, dict[str, TrainedJob]], dict]
+    claims: Sequence[Claim] | Callable[[Any], Sequence[Claim]] = ()
+    checks: Sequence[Claim] | Callable[[Any], Sequence[Claim]] = ()
+    figures: Sequence[Figure] | Callable[[Any], Sequence[Figure]] = ()
+    sections: Sequence[Section] | Callable[[Any], Sequence[Section]] = ()
+    resolve: Callable[[Any, str, frozenset[str]], Any] | None = None
+    workers: int | None = None
+
+    def spec(self, part: str, config: Any) -> list:
+        """The rows of ``part`` ("claims", "checks", "figures", "sections") for ``config``."""
+        rows = getattr(self, part)
+        rows = list(rows(config) if callable(rows) else rows)
+        if part in ("claims", "checks"):
+            other = "checks" if part == "claims" else "claims"
+            ids = [c.id for c in rows]
+            more = getattr(self, other)
+            ids_all = ids + [c.id for c in (more(config) if callable(more) else more)]
+            if len(set(ids_all)) != len(ids_all):
+                raise ValueError(f"recipe {self.name}: claim/check ids repeat: {ids_all}")
+        return rows
+
+
+def recipes() -> dict[str, Recipe]:
+    """Every recipe: the ``RECIPE`` of each public module of ``iclab.recipes``, by name."""
+    import iclab.recipes as package
+
+    found = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("_"):
+            continue
+        recipe = getattr(importlib.import_module(f"{package.__name__}.{module.name}"),
+                         "RECIPE", None)
+        if isinstance(recipe, Recipe):
+            found[recipe.name] = recipe
+    return dict(sorted(found.items()))
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; a ``ConfigError`` listing the valid names otherwise."""
+    available = recipes()
+    if name not in available:
+        raise ConfigError("recipe", name, ", ".join(available))
+    return available[name]
+
+
+def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None = None
+               ) -> dict[str, TrainedJob]:
+    """Train every job through one path (``fit_concurrently``) and return them by tag."""
+    from iclab.engine import FitJob, fit_concurrently
+
+    trainers = [Trainer(job.problem, job.optim, job.train) for job in jobs]
+    fit_jobs = [FitJob(trainer, job.eval_data, tag=job.tag, label=job.label or job.tag
+                       or "training", stop=job.stop, cost=job.cost)
+                for trainer, job in zip(trainers, jobs, strict=True)]
+    states = fit_concurrently(fit_jobs, run=run, console=console, workers=workers)
+    everything = run.metrics() if run is not None else None
+    out = {}
+    for job, trainer, state in zip(jobs, trainers, states, strict=True):
+        history = trainer.history if everything is None else everything
+        if job.tag:
+            prefix = f"{job.tag}/"
+            history = history[history.metric.str.startswith(prefix)].copy()
+            history["metric"] = history.metric.str.slice(len(prefix))
+        elif everything is not None:
+            history = history[~history.metric.str.contains("/", regex=False)]
+        out[job.tag] = TrainedJob(job=job, models=trainer.models(state),
+                                  seeds=[job.train.seed + s for s in range(job.train.seeds)],
+                                  final=trainer.evaluate(state, job.eval_data),
+                                  step=int(state.step[0]),
+                                  history=history.reset_index(drop=True))
+    return out

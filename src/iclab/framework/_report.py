@@ -1,0 +1,172 @@
+"""Evaluate a recipe's spec on a run folder's tables and render its report.
+
+``render(run)`` needs the run folder alone (config, tables, metrics): it is what
+``iclab report RUN`` calls, and what ``iclab run`` calls at its end.
+"""
+
+import io
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iclab.framework._spec import Claim, MissingTable, Results, evaluate
+
+TABLES = "tables"
+
+
+def write_tables(run, tables: dict[str, pd.DataFrame]) -> None:
+    """Write each table as ``tables/{name}.parquet`` (atomic per file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name, frame in tables.items():
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"measure() returned {type(frame).__name__} for table {name!r}; "
+                            "a table is a pandas DataFrame")
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True),
+                                            preserve_index=False), sink)
+        run.write_bytes(f"{TABLES}/{name}.parquet", sink.getvalue().to_pybytes())
+
+
+def read_tables(path: str | Path) -> dict[str, pd.DataFrame]:
+    """Every table of a run folder by name (an empty dict before the measurement)."""
+    folder = Path(path) / TABLES
+    return {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+
+
+def load_results(run, recipe=None) -> tuple[Any, Results]:
+    """The recipe of a run folder (found by name in the registry unless given) and its
+    ``Results`` (typed config, tables, metrics)."""
+    from iclab.config import from_dict
+    from iclab.framework._recipe import get_recipe
+
+    saved = run.config()
+    recipe = recipe if recipe is not None else get_recipe(saved["recipe"])
+    config = from_dict(recipe.config_type, saved["config"])
+    return recipe, Results(config, read_tables(run.path), run.metrics(), saved.get("mode",
+                                                                                    "full"))
+
+
+def _applies(row: Claim, results: Results) -> bool:
+    try:
+        return row.when is None or bool(row.when(results))
+    except MissingTable:
+        return True  # evaluated below as "not measured"
+
+
+def evaluate_rows(rows: list[Claim], results: Results) -> list[dict]:
+    """Every row that applies to ``results``, evaluated (rows of ``claims.json``)."""
+    return [evaluate(row, results).to_json() for row in rows if _applies(row, results)]
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    return svg
+
+
+def _text(value, results: Results) -> str:
+    return value(results) if callable(value) else value
+
+
+def _draw_figures(recipe, results: Results, folder: Path) -> tuple[list[dict], list[str]]:
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "iclab"  # stable element ids: same input, same file
+    figures, skipped = [], []
+    folder.mkdir(parents=True, exist_ok=True)
+    for spec in recipe.spec("figures", results.config):
+        try:
+            if spec.when is not None and not spec.when(results):
+                continue
+            svg = _svg(spec.plot(results))
+        except MissingTable as err:
+            skipped.append(f"{spec.name} (no table {err})")
+            continue
+        except Exception as err:  # noqa: BLE001 - a figure never breaks the report
+            skipped.append(f"{spec.name} ({type(err).__name__}: {err})")
+            continue
+        (folder / f"{spec.name}.svg").write_text(svg)
+        figures.append({"name": spec.name, "svg": svg[svg.index("<svg"):],
+                        "caption": _text(spec.caption, results)})
+    return figures, skipped
+
+
+def _sections(recipe, results: Results) -> list[dict]:
+    out = []
+    for spec in recipe.spec("sections", results.config):
+        try:
+            if spec.when is not None and not spec.when(results):
+                continue
+            text = _text(spec.text, results)
+            table = None
+            if spec.table is not None:
+                frame = results[spec.table] if isinstance(spec.table, str) \
+                    else spec.table(results)
+                table = {"columns": [str(c) for c in frame.columns],
+                         "rows": frame.astype(object).values.tolist()}
+        except MissingTable:
+            continue
+        out.append({"title": spec.title, "text": text, "table": table})
+    return out
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):  # a Source
+        where = f" ({value['where']})" if value.get("where") else ""
+        return _fmt(value["value"]) + where
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def render(run, recipe=None) -> tuple[list[dict], list[dict]]:
+    """Evaluate the claims and checks of a run folder and write its report.
+
+    Writes ``report.html`` and ``figures/*.svg`` always; ``claims.json`` and
+    ``checks.json`` only when every table the spec reads is present (a run interrupted
+    before its measurement keeps no claims file that looks complete). Returns the
+    evaluated (claims, checks). Needs no training and no model. ``recipe``: a recipe
+    that is not in the registry (one defined in a script); default: by the saved name.
+    """
+    import platform
+
+    import jinja2
+
+    recipe, results = load_results(run, recipe)
+    claims = evaluate_rows(recipe.spec("claims", results.config), results)
+    checks = evaluate_rows(recipe.spec("checks", results.config), results)
+    measured = all(row["error"] is None for row in claims + checks)
+    if measured:
+        run.write_claims(claims)
+        run.write_json("checks.json", checks)
+    figures, skipped = _draw_figures(recipe, results, run.path / "figures")
+    status = run.status()
+    template = resources.files("iclab.report").joinpath("templates/report.html.j2").read_text()
+    env = jinja2.Environment(autoescape=jinja2.select_autoescape(default=True))
+    html = env.from_string(template).render(
+        title=recipe.title(results.config) if callable(recipe.title) else recipe.title,
+        recipe=recipe.name, paper=recipe.paper, mode=results.mode,
+        run_id=run.run_id, run_path=str(run.path), claims=claims, checks=checks,
+        n_passed=sum(c["passed"] for c in claims),
+        n_checks_passed=sum(c["passed"] for c in checks), complete=measured,
+        figures=figures, skipped=skipped, sections=_sections(recipe, results), fmt=_fmt,
+        timestamp=status.get("finished") or status.get("started", ""),
+        machine=status.get("machine") or f"{platform.machine()} · {platform.python_version()}",
+        config_json=json.dumps(run.config(), indent=2))
+    run.write_text("report.html", html)
+    return claims, checks

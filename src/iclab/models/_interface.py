@@ -1,0 +1,86 @@
+"""What instruments read from a model: abstract interfaces (Equinox's abstract/final pattern).
+
+An instrument states the interface it needs and works on any model that implements it:
+probes read ``ResidualStreamModel.residual_stream``, attention scores read
+``AttentionPatternModel.attention_patterns``, per-layer read-outs and implicit weights read
+``LayerReadoutModel.layer_predictions``. Interfaces are abstract modules; the models are
+final classes that implement them; nothing concrete is overridden.
+
+``LinearAttentionStack`` is an abstract base with concrete methods: a stack of layers
+Δh = h M_l(h) whose prediction is −y_query (von Oswald et al. 2023's read-out). A final
+class supplies ``n_layers`` and ``layer_map``; the residual stream, the per-layer read-outs
+and the query-only forward pass come with it, written once.
+"""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+class SequenceModel(eqx.Module):
+    """A model on one token sequence (T, D_in); batches by ``jax.vmap``."""
+
+    @abc.abstractmethod
+    def __call__(self, tokens: Float[Array, "t d"]):
+        """The model's output on one sequence."""
+
+
+class ResidualStreamModel(SequenceModel):
+    """A sequence model whose activations after the input and after every layer can be read."""
+
+    @abc.abstractmethod
+    def residual_stream(self, tokens: Float[Array, "t d"]) -> Float[Array, "layers+1 t w"]:
+        """H⁽⁰⁾ (after the embedding) … H⁽ᴸ⁾, stacked: (L + 1, T, width)."""
+
+
+class AttentionPatternModel(SequenceModel):
+    """A sequence model whose attention weights can be read."""
+
+    @abc.abstractmethod
+    def attention_patterns(self, tokens: Float[Array, "t d"]) -> Float[Array, "layers h t t"]:
+        """Each layer's per-head attention weights (row: query position, column: key)."""
+
+
+class LayerReadoutModel(ResidualStreamModel):
+    """A model of in-context regression whose prediction can be read after every layer."""
+
+    @abc.abstractmethod
+    def layer_predictions(self, tokens: Float[Array, "t d"]) -> Float[Array, " layers"]:
+        """The read-out ŷ⁽ˡ⁾ after each layer l = 1..L."""
+
+
+class LinearAttentionStack(LayerReadoutModel):
+    """L layers h ← h + h M_l(h) on tokens e_i = (x_i, y_i) with the query last; ŷ is
+    −y_query of the last layer (keys and values from the context only, so the last layer
+    only needs the query row)."""
+
+    n_layers: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def layer_map(self, layer: int, h: Float[Array, "t dim"]) -> Float[Array, "dim dim"]:
+        """M_l with Δh = h M_l for layer ``layer`` on tokens h."""
+
+    def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
+        states = [tokens]
+        for layer in range(self.n_layers):
+            states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
+        return jnp.stack(states)
+
+    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
+        return -self.residual_stream(tokens)[1:, -1, -1]
+
+    def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
+        h = tokens
+        for layer in range(self.n_layers - 1):
+            h = h + h @ self.layer_map(layer, h)
+        query = h[-1] + h[-1] @ self.layer_map(self.n_layers - 1, h)
+        return -query[-1]
+
+
+def require(model, interface: type, reader: str) -> None:
+    """Raise a TypeError naming the interface ``reader`` needs if ``model`` lacks it."""
+    if not isinstance(model, interface):
+        raise TypeError(f"{reader} reads a {interface.__name__}; got {type(model).__name__}, "
+                        f"which does not implement it (see iclab.models.{interface.__name__})")
