@@ -259,8 +259,7 @@ def test_query_prompt_predictions_use_one_query_at_a_time(key):
 
 
 def test_curriculum_schedule_and_truncated_sampling(key):
-    from iclab.recipes.function_classes import CurriculumConfig
-    from iclab.tasks import FunctionClassTask
+    from iclab.tasks import CurriculumConfig, FunctionClassTask
 
     c = CurriculumConfig(enabled=True)
     assert [tuple(int(v) for v in c.at(s, 20, 41)) for s in (0, 1999, 2000, 4000, 10**6)] == [

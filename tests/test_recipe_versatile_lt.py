@@ -160,7 +160,7 @@ def test_claims_per_noise_setting():
 
 
 def test_paper_column_only_for_the_papers_task():
-    from iclab.recipes.versatile_lt import PAPER_TABLE1, paper_column
+    from iclab.recipes.analysis.versatile_lt import PAPER_TABLE1, paper_column
 
     config = quick_config()
     assert paper_column(config, "σmax=5") is PAPER_TABLE1["σmax=5"]

@@ -106,3 +106,28 @@ def test_invalid_task_values_name_the_key(kwargs, bad_key):
     with pytest.raises(ConfigError) as err:
         LinearRegressionTask(**kwargs)
     assert err.value.key == bad_key
+
+
+def test_every_task_follows_the_protocol(key):
+    """Every task is a VmappedTask (batches are vmap of sample) or a declared
+    BatchDrawnTask (sample is the batch of one); an undeclared option is refused."""
+    import inspect
+
+    import iclab.tasks as tasks
+
+    classes = [c for _, c in inspect.getmembers(tasks, inspect.isclass)
+               if issubclass(c, tasks.Task) and not inspect.isabstract(c)
+               and c not in (tasks.VmappedTask, tasks.BatchDrawnTask)]
+    assert len(classes) >= 8
+    for cls in classes:
+        task = cls()
+        batch = task.sample_batch(key, 3)
+        one = task.sample(jax.random.split(key, 3)[1]) if issubclass(cls, tasks.VmappedTask) \
+            else task.sample(key)
+        reference = jax.tree.map(lambda a: a[1], batch) if issubclass(cls, tasks.VmappedTask) \
+            else jax.tree.map(lambda a: a[0], task.sample_batch(key, 1))
+        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(reference), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        with pytest.raises(ConfigError, match="option"):
+            task.sample_batch(key, 2, no_such_option=1) if issubclass(cls, tasks.VmappedTask) \
+                else task.check_options({"no_such_option": 1})

@@ -87,3 +87,23 @@ def prompt_loss(model, batch: "RegressionExample | MaskedPrompts") -> Array:
         return jnp.mean(errors)
     mask = (jnp.arange(y.shape[1])[None, :] < points[:, None]).astype(errors.dtype)
     return jnp.sum(errors * mask) / jnp.sum(mask)
+
+
+def prompt_problem(task, init_model: Callable, curriculum=None) -> Problem:
+    """Train a causal model on interleaved prompts of a ``FunctionClassTask`` with
+    ``prompt_loss`` (every prefix; Garg et al. 2022), evaluating the same loss on a held-out
+    batch. With a ``CurriculumConfig``, training batches follow it: the active input
+    dimensions and prompt points at each (traced) step, the remaining points left out of
+    the loss (``MaskedPrompts``)."""
+    sample_scheduled = None
+    if curriculum is not None:
+        points = task.n_context + 1
+
+        def sample_scheduled(key, batch_size, step):
+            dims, active = curriculum.at(step, task.d, points)
+            return MaskedPrompts(task.sample_batch(key, batch_size, active_dims=dims),
+                                 jnp.full((batch_size,), active))
+
+    return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=prompt_loss,
+                   evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)},
+                   sample_scheduled=sample_scheduled)

@@ -21,7 +21,6 @@ labels are learned in the weights instead).
 from dataclasses import dataclass, field
 
 import jax
-import numpy as np
 import optax
 import pandas as pd
 
@@ -29,17 +28,11 @@ from iclab.config import ConfigError, check_positive_int
 from iclab.engine import OptimConfig, Problem, TrainConfig
 from iclab.framework import Claim, Figure, Job, Recipe, Section, paper
 from iclab.models import CausalTransformer, CausalTransformerConfig
-from iclab.report import figure, plot_metric_by_seed
+from iclab.recipes.analysis.bursty_icl import grid_means, icl_at, plot_curves, plot_grid
 from iclab.tasks import BurstyClassificationTask, bursty_tokens
 
 PAPER = ("Reddy 2024, 'The mechanistic basis of data dependence and abrupt learning in an "
          "in-context classification task' (ICLR 2024, arXiv 2312.03002); Chan et al. 2022")
-
-
-def icl_at(r, b: int, k: int) -> pd.Series:
-    """Per-seed final ICL accuracy of the (B, K) cell."""
-    grid = r["grid"]
-    return grid[(grid.burstiness == b) & (grid.classes == k)].icl_accuracy
 
 
 def claims(config) -> list[Claim]:
@@ -61,6 +54,17 @@ def claims(config) -> list[Claim]:
                           lambda r: icl_at(r, b_max, k_min), "<=", 0.6,
                           paper=paper("low (in-weights instead)", "Reddy 2024, Fig. 2")))
     return rows
+
+
+FIGURES = [
+    Figure("grid", "Final ICL accuracy (novel classes; chance 0.5) and IWL accuracy (query "
+           "class absent from the context; chance 1/L) over the (B, K) grid, mean over seeds.",
+           plot_grid),
+    Figure("curves", "ICL and IWL accuracy during training (thin: seeds).", plot_curves),
+]
+SECTIONS = [Section("Grid", "Final values, mean over seeds (loss: on training sequences).",
+                    grid_means),
+            Section("Per seed", table="grid")]
 
 
 @dataclass(frozen=True)
@@ -172,55 +176,6 @@ def measure(config: BurstyIclConfig, trained) -> dict[str, pd.DataFrame]:
                          **{name: float(v[s]) for name, v in job.final.items()}})
     return {"grid": pd.DataFrame(rows)}
 
-
-def grid_means(r) -> pd.DataFrame:
-    return r["grid"].groupby(["burstiness", "classes"], sort=False).mean(
-        numeric_only=True).drop(columns="seed").reset_index()
-
-
-def plot_grid(r):
-    config, means = r.config, grid_means(r).set_index(["burstiness", "classes"])
-    fig, axes = figure(2, width=4.2)
-    for ax, name in zip(axes, ("icl_accuracy", "iwl_accuracy"), strict=True):
-        matrix = np.array([[means.loc[(b, k), name] for k in config.classes]
-                           for b in config.burstiness])
-        image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(config.classes)), [str(k) for k in config.classes])
-        ax.set_yticks(range(len(config.burstiness)), [str(b) for b in config.burstiness])
-        ax.set_xlabel("classes K")
-        ax.set_ylabel("burstiness B (0 = none)")
-        ax.set_title(name.replace("_", " "), fontsize=9)
-        for i in range(matrix.shape[0]):
-            for j in range(matrix.shape[1]):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color="w",
-                        fontsize=8)
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    return fig
-
-
-def plot_curves(r):
-    fig, axes = figure(2, width=4.2)
-    for i, row in enumerate(grid_means(r).itertuples()):
-        b, k = row.burstiness, row.classes
-        for ax, name in zip(axes, ("icl_accuracy", "iwl_accuracy"), strict=True):
-            plot_metric_by_seed(ax, r.metrics, f"B{b}-K{k}/{name}", f"B={b}, K={k}",
-                                color=f"C{i}")
-    for ax, name in zip(axes, ("ICL accuracy", "IWL accuracy"), strict=True):
-        ax.set_xlabel("step")
-        ax.set_ylabel(name)
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-FIGURES = [
-    Figure("grid", "Final ICL accuracy (novel classes; chance 0.5) and IWL accuracy (query "
-           "class absent from the context; chance 1/L) over the (B, K) grid, mean over seeds.",
-           plot_grid),
-    Figure("curves", "ICL and IWL accuracy during training (thin: seeds).", plot_curves),
-]
-SECTIONS = [Section("Grid", "Final values, mean over seeds (loss: on training sequences).",
-                    grid_means),
-            Section("Per seed", table="grid")]
 
 RECIPE = Recipe(
     name="bursty-icl", title="Bursty data and the emergence of in-context learning",

@@ -36,7 +36,6 @@ from iclab.framework import (
     Section,
     matrix_table,
     reference,
-    table_matrix,
 )
 from iclab.instruments import (
     effective_lr,
@@ -48,7 +47,7 @@ from iclab.instruments import (
     weight_alignment,
 )
 from iclab.models import LinearSelfAttention, LSATransformer, LSATransformerConfig
-from iclab.report import figure, heatmap, plot_metric_by_seed
+from iclab.recipes.analysis.icl_gd import plot_agreement, plot_input_scale, plot_loss, plot_weights
 from iclab.solvers import gd_construction, gd_predict, gd_weights, tune_gd_lr
 from iclab.tasks import LinearRegressionTask, RegressionEvalConfig, to_tokens
 
@@ -74,6 +73,29 @@ CHECKS = [
     Claim("construction_exact", "the GD construction = 1 GD step: max |ŷ_constr − ŷ_GD|",
           lambda r: r.scalar("gd", "construction_max_abs_diff"), "<=", 1e-5,
           reference=reference(4.2e-6, "reference notebook cells 16–17, 100 layers")),
+]
+
+
+FIGURES = [
+    Figure("loss", "Test loss vs step (thin: seeds, thick: mean) against one GD step with the "
+           "optimal learning rate on the same tasks.", plot_loss),
+    Figure("agreement", "Agreement of the trained model with GD during training.",
+           plot_agreement),
+    Figure("weights", "Weight products after removing the scale symmetry (W_KQ divided by the "
+           "mean of its x-diagonal, W_PV multiplied by it).", plot_weights,
+           when=lambda r: "trained_kq" in set(r["weights"].name)),
+    Figure("ood_input_scale", "Out of distribution: both learners degrade alike when the input "
+           "scale moves away from training (α = 1).", plot_input_scale),
+]
+SECTIONS = [
+    Section("Per-seed results",
+            lambda r: "Each claim above is the mean over seeds of the per-seed values below. "
+            f"GD: η* = {r.scalar('gd', 'lr'):.4f} (η*/N = "
+            f"{r.scalar('gd', 'lr') / r.scalar('gd', 'n_context'):.4f}, reference 0.600), "
+            f"loss {r.scalar('gd', 'loss'):.5f}. The effective η of a trained layer is "
+            "N·(−c·W_PV[y,y]) with c the mean x-diagonal of W_KQ (reference: η/N = 0.608).",
+            "seeds"),
+    Section("Input-scale sweep", table="input_scale"),
 ]
 
 
@@ -185,76 +207,6 @@ def input_scale_sweep(config: IclGdConfig, models, lr: float, scales=SCALES) -> 
                      "gd": gd})
     return pd.DataFrame(rows)
 
-
-# -- figures ------------------------------------------------------------------------
-def plot_loss(r):
-    task = r.config.task
-    fig, (ax,) = figure(1, width=6)
-    plot_metric_by_seed(ax, r.metrics, "test_loss", "trained LSA (test)")
-    if "gd" in r.tables:  # drawn for an interrupted run too, without the baseline
-        ax.axhline(r.scalar("gd", "loss"), color="C3", ls="--",
-                   label=f"GD 1 step, η*={r.scalar('gd', 'lr'):.2f}")
-    ax.axhline(0.5 * task.d * task.input_variance * task.w_scale ** 2, color="gray", ls=":",
-               label="zero predictor")
-    ax.set_ylabel("½ MSE on the query")
-    ax.legend()
-    return fig
-
-
-def plot_agreement(r):
-    fig, axes = figure(2)
-    plot_metric_by_seed(axes[0], r.metrics, "sens_cos", "cos(∂ŷ_TF/∂x_q, ∂ŷ_GD/∂x_q)")
-    axes[0].set_ylim(-0.1, 1.05)
-    axes[0].legend(fontsize=8)
-    plot_metric_by_seed(axes[1], r.metrics, "pred_diff_rel", "‖ŷ_TF − ŷ_GD‖/‖ŷ_GD‖", color="C1")
-    axes[1].set_yscale("log")
-    axes[1].legend(fontsize=8)
-    return fig
-
-
-def plot_weights(r):
-    weights, seed = r["weights"], int(r["seeds"].seed.iloc[0])
-    fig, axes = figure(4, width=2.8, height=2.6)
-    heatmap(axes[0], table_matrix(weights, "trained_kq"), f"trained W_KQ (seed {seed})")
-    heatmap(axes[1], table_matrix(weights, "construction_kq"), "construction W_KQ")
-    heatmap(axes[2], table_matrix(weights, "trained_pv"), f"trained W_PV (seed {seed})")
-    heatmap(axes[3], table_matrix(weights, "construction_pv"), "construction W_PV")
-    return fig
-
-
-def plot_input_scale(r):
-    sweep = r["input_scale"]
-    fig, (ax,) = figure(1, width=6)
-    ax.plot(sweep.alpha, sweep.trained_lsa, "o-", label="trained LSA (mean)")
-    ax.plot(sweep.alpha, sweep.gd, "s--", label="GD 1 step (η*)")
-    ax.set_xlabel("input scale α (x ~ U(−α/2, α/2) · r)")
-    ax.set_ylabel("½ MSE")
-    ax.set_yscale("log")
-    ax.legend()
-    return fig
-
-
-FIGURES = [
-    Figure("loss", "Test loss vs step (thin: seeds, thick: mean) against one GD step with the "
-           "optimal learning rate on the same tasks.", plot_loss),
-    Figure("agreement", "Agreement of the trained model with GD during training.",
-           plot_agreement),
-    Figure("weights", "Weight products after removing the scale symmetry (W_KQ divided by the "
-           "mean of its x-diagonal, W_PV multiplied by it).", plot_weights,
-           when=lambda r: "trained_kq" in set(r["weights"].name)),
-    Figure("ood_input_scale", "Out of distribution: both learners degrade alike when the input "
-           "scale moves away from training (α = 1).", plot_input_scale),
-]
-SECTIONS = [
-    Section("Per-seed results",
-            lambda r: "Each claim above is the mean over seeds of the per-seed values below. "
-            f"GD: η* = {r.scalar('gd', 'lr'):.4f} (η*/N = "
-            f"{r.scalar('gd', 'lr') / r.scalar('gd', 'n_context'):.4f}, reference 0.600), "
-            f"loss {r.scalar('gd', 'loss'):.5f}. The effective η of a trained layer is "
-            "N·(−c·W_PV[y,y]) with c the mean x-diagonal of W_KQ (reference: η/N = 0.608).",
-            "seeds"),
-    Section("Input-scale sweep", table="input_scale"),
-]
 
 RECIPE = Recipe(
     name="icl-gd", title="Transformers learn in context by gradient descent",

@@ -39,7 +39,14 @@ from iclab.instruments import (
     squared_prediction_difference,
 )
 from iclab.models import LayerReadoutModel, LSATransformer, LSATransformerConfig
-from iclab.report import figure, plot_metric_by_seed
+from iclab.recipes.analysis.icl_gd_deep import (
+    per_depth,
+    per_depth_table,
+    plot_behaviour,
+    plot_layer_readouts,
+    plot_learning_curves,
+    plot_loss_vs_depth,
+)
 from iclab.solvers import (
     fit_gdpp,
     gd_weights,
@@ -56,11 +63,6 @@ PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, V
 REF_K3 = "reference notebook, 3 layers recurrent, 5000 steps"
 
 
-def _per_depth(r, depth: int) -> pd.DataFrame:
-    seeds = r["seeds"]
-    return seeds[seeds.depth == depth]
-
-
 def claims(config) -> list[Claim]:
     """Three claims per depth K; the reference's K = 3 values where K = 3."""
     rows = []
@@ -68,19 +70,42 @@ def claims(config) -> list[Claim]:
         k3 = k == 3
         rows += [
             Claim(f"beats_gd_K{k}", f"{k}-layer LSA beats {k} GD steps: L_TF / L_GD",
-                  lambda r, k=k: _per_depth(r, k).loss / r.scalar("depths", "gd_loss", depth=k),
+                  lambda r, k=k: per_depth(r, k).loss / r.scalar("depths", "gd_loss", depth=k),
                   "<", 1.0, reference=reference(round(0.0799 / 0.1338, 3), REF_K3) if k3
                   else None),
             Claim(f"near_gdpp_K{k}", f"{k}-layer LSA close to {k} GD++ steps: L_TF / L_GD++",
-                  lambda r, k=k: _per_depth(r, k).loss
+                  lambda r, k=k: per_depth(r, k).loss
                   / r.scalar("depths", "gdpp_loss", depth=k), "<=", 1.10,
                   reference=reference(round(0.0799 / 0.0786, 3), REF_K3) if k3 else None),
             Claim(f"closer_to_gdpp_K{k}", "sensitivities closer to GD++ than to GD: "
                   "cos(TF, GD++) − cos(TF, GD)",
-                  lambda r, k=k: _per_depth(r, k).cos_gdpp - _per_depth(r, k).cos_gd, ">", 0.0,
+                  lambda r, k=k: per_depth(r, k).cos_gdpp - per_depth(r, k).cos_gd, ">", 0.0,
                   reference=reference(round(0.998 - 0.966, 3), REF_K3) if k3 else None),
         ]
     return rows
+
+
+FIGURES = [
+    Figure("loss_vs_depth", "Final test loss against depth K: trained K-layer LSA, K steps of "
+           "GD and K steps of GD++.", plot_loss_vs_depth),
+    Figure("layer_readouts", "Loss of the read-out after each layer inside one model: the "
+           "trained LSA's intermediate read-outs follow GD++ (poor early, good at the end), "
+           "not GD.", plot_layer_readouts),
+    Figure("learning_curves", "Test loss during training (thin: seeds, thick: mean).",
+           plot_learning_curves),
+    Figure("behaviour", "Which algorithm does the trained model behave like? SPD and ILWD "
+           "(Akyürek et al. 2023) to each reference learner, as depth grows (lower = closer).",
+           plot_behaviour),
+]
+SECTIONS = [
+    Section("Behavioural matching (Akyürek et al. 2023)",
+            "SPD and ILWD between the trained K-layer model (mean over seeds) and reference "
+            "learners on 2000 evaluation tasks; implicit weights are least-squares fits of "
+            "each learner's predictions on 2d probe inputs.", "behaviour"),
+    Section("Per-depth results", "Losses on the evaluation tasks; TF values are means over "
+            "seeds.", per_depth_table),
+    Section("Per seed", table="seeds"),
+]
 
 
 @dataclass(frozen=True)
@@ -245,101 +270,6 @@ def behaviour_matching(config, models, gdpp, gd_lr, depth, references) -> dict:
         out[name] = {"spd": float(np.mean(spd)), "ilwd": float(np.mean(ilwd))}
     return out
 
-
-# -- figures ------------------------------------------------------------------------
-def plot_loss_vs_depth(r):
-    depths, seeds = r["depths"], r["seeds"]
-    fig, (ax,) = figure(1, width=5.5)
-    ax.scatter(seeds.depth, seeds.loss, color="C0", alpha=0.4, s=12)
-    ax.plot(depths.depth, seeds.groupby("depth").loss.mean().loc[depths.depth], "o-",
-            color="C0", label="trained LSA (mean; dots: seeds)")
-    ax.plot(depths.depth, depths.gd_loss, "s--", color="C3", label="GD, tuned η")
-    ax.plot(depths.depth, depths.gdpp_loss, "^--", color="C2", label="GD++, tuned")
-    ax.set_xlabel("layers / steps K")
-    ax.set_ylabel("½ MSE on the query")
-    ax.set_yscale("log")
-    ax.set_xticks(depths.depth)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def plot_layer_readouts(r):
-    layers, depths = r["layers"], list(r["depths"].depth)
-    fig, axes = figure(len(depths), width=3.6)
-    for ax, depth in zip(axes, depths, strict=True):
-        rows = layers[layers.depth == depth]
-        for learner, style, color in (("trained LSA", "o-", "C0"), ("GD", "s--", "C3"),
-                                      ("GD++", "^--", "C2")):
-            curve = rows[rows.learner == learner].groupby("layer").loss.mean()
-            ax.plot(curve.index, curve.values, style, color=color, label=learner)
-        ax.set_yscale("log")
-        ax.set_xticks(range(1, depth + 1))
-        ax.set_xlabel("read-out after layer l")
-        ax.set_title(f"K = {depth}", fontsize=9)
-    axes[0].set_ylabel("½ MSE")
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-def plot_learning_curves(r):
-    depths = r["depths"]
-    fig, axes = figure(len(depths), width=3.6)
-    for ax, row in zip(axes, depths.itertuples(), strict=True):
-        plot_metric_by_seed(ax, r.metrics, f"K{row.depth}/test_loss", "trained LSA")
-        ax.axhline(row.gd_loss, color="C3", ls="--", label="GD")
-        ax.axhline(row.gdpp_loss, color="C2", ls="--", label="GD++")
-        ax.set_yscale("log")
-        ax.set_title(f"K = {row.depth}", fontsize=9)
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-def plot_behaviour(r):
-    behaviour, depths = r["behaviour"], list(r["depths"].depth)
-    fig, axes = figure(2, width=4.5)
-    for c, name in enumerate(dict.fromkeys(behaviour.learner)):
-        rows = behaviour[behaviour.learner == name]
-        for ax, key in zip(axes, ("spd", "ilwd"), strict=True):
-            ax.plot(rows.depth, rows[key], "o-", color=f"C{c}", label=name)
-    for ax, label in zip(axes, ("SPD (squared prediction difference)",
-                                "ILWD (implicit weight difference)"), strict=True):
-        ax.set_xlabel("layers K of the trained model")
-        ax.set_ylabel(label)
-        ax.set_yscale("log")
-        ax.set_xticks(depths)
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-def per_depth_table(r) -> pd.DataFrame:
-    stats = r["seeds"].groupby("depth").agg(tf_loss=("loss", "mean"),
-                                            tf_std=("loss", lambda x: float(np.std(x))),
-                                            cos_gd=("cos_gd", "mean"),
-                                            cos_gdpp=("cos_gdpp", "mean"))
-    return r["depths"].merge(stats.reset_index(), on="depth")
-
-
-FIGURES = [
-    Figure("loss_vs_depth", "Final test loss against depth K: trained K-layer LSA, K steps of "
-           "GD and K steps of GD++.", plot_loss_vs_depth),
-    Figure("layer_readouts", "Loss of the read-out after each layer inside one model: the "
-           "trained LSA's intermediate read-outs follow GD++ (poor early, good at the end), "
-           "not GD.", plot_layer_readouts),
-    Figure("learning_curves", "Test loss during training (thin: seeds, thick: mean).",
-           plot_learning_curves),
-    Figure("behaviour", "Which algorithm does the trained model behave like? SPD and ILWD "
-           "(Akyürek et al. 2023) to each reference learner, as depth grows (lower = closer).",
-           plot_behaviour),
-]
-SECTIONS = [
-    Section("Behavioural matching (Akyürek et al. 2023)",
-            "SPD and ILWD between the trained K-layer model (mean over seeds) and reference "
-            "learners on 2000 evaluation tasks; implicit weights are least-squares fits of "
-            "each learner's predictions on 2d probe inputs.", "behaviour"),
-    Section("Per-depth results", "Losses on the evaluation tasks; TF values are means over "
-            "seeds.", per_depth_table),
-    Section("Per seed", table="seeds"),
-]
 
 RECIPE = Recipe(
     name="icl-gd-deep", title="Deep linear self-attention vs GD and GD++",

@@ -51,7 +51,22 @@ from iclab.models import (
     ResidualStreamModel,
     require,
 )
-from iclab.report import figure, plot_metric_by_seed
+from iclab.recipes.analysis.mesa import (
+    GD0,
+    NEXT,
+    PRECOND,
+    PROP1,
+    RIDGE,
+    first_step_loss,
+    loss_table,
+    mean_loss,
+    plot_fixed_teacher,
+    plot_learning_curves,
+    plot_loss_per_t,
+    plot_probes,
+    probe_error,
+    ratio_over_depth,
+)
 from iclab.solvers import (
     ARGradientStep,
     ARPreconditionedGD,
@@ -72,36 +87,11 @@ PAPER = ("von Oswald, Schlegel, Meulemans, Kobayashi, Niklasson, Zucchet, Scherr
          "Transformers' (arXiv 2309.05858)")
 
 
-RIDGE, PROP1, GD0 = "AR ridge, tuned λ", "Prop. 1 (GD from learned Φ₀)", "1 GD step from 0"
-NEXT, PRECOND = "next state s_{t+1}", "preconditioned (SSᵀ+I/λ)⁻¹s_t"
-
-
-def mean_loss(r, learner: str, table: str = "per_t") -> pd.Series:
-    """Mean loss over t of a learner, per seed (baselines: one value, seed −1)."""
-    rows = r[table]
-    return rows[rows.learner == learner].groupby("seed").loss.mean()
-
-
-def probe_error(r, target: str) -> np.ndarray:
-    """1 − R² of the probes of ``target``, (layers + 1, T)."""
-    rows = r["probes"][r["probes"].target == target]
-    return 1 - rows.pivot_table(index="layer", columns="t", values="r2").to_numpy()
-
-
-def _ratio_over_depth(r) -> float:
-    deep = [float(mean_loss(r, f"LSA-{k}").mean()) for k in sorted(r.config.depths)]
-    return max(b / a for a, b in zip(deep[:-1], deep[1:], strict=True))
-
-
-def _first_step(r) -> float:
-    rows = r["per_t"]
-    return float(rows[(rows.learner == "LSA-1") & (rows.t == 1)].loss.mean())
-
-
+# -- spec: claims, checks, figures and report sections ----------------------------
 CHECKS = [
     Claim("t1_loss", "the loss at t = 1 equals ½ n_s (Var s_1 + σ²) (nothing to learn from "
           "yet; a property of the generator): |L_LSA-1(1) / analytic − 1|",
-          lambda r: abs(_first_step(r) / r.config.task.first_step_loss() - 1), "<=", 0.05),
+          lambda r: abs(first_step_loss(r) / r.config.task.first_step_loss() - 1), "<=", 0.05),
     Claim("noise_floor", "the oracle's loss equals the noise floor ½ n_s σ²: "
           "|L_oracle / floor − 1|", lambda r: abs(float(mean_loss(r, "oracle (knows W*)").mean())
                                                   / r.config.task.noise_floor() - 1),
@@ -130,7 +120,7 @@ def claims(config) -> list[Claim]:
         layer_ratio = lambda e: float(e[-1, 1:].mean() / e[1, 1:].mean())
         rows += [
             Claim("depth_helps", "the LSA loss falls with every added depth: "
-                  "max_K L̄_{next K} / L̄_K", _ratio_over_depth, "<", 1.0,
+                  "max_K L̄_{next K} / L̄_K", ratio_over_depth, "<", 1.0,
                   paper=paper("decreasing", "Fig. 4B")),
             Claim("deep_approaches_mesa", f"the deepest LSA (K = {deepest}) approaches the mesa "
                   "layer: L̄_LSA-K / L̄_mesa",
@@ -156,6 +146,26 @@ def claims(config) -> list[Claim]:
             / float(mean_loss(r, GD0, "fixed_teacher").mean()), "<", 1.0,
             paper=paper("beats", "SI E.2")))
     return rows
+
+
+FIGURES = [
+    Figure("loss_per_t", "Per-time-step test loss of the trained models (mean ± std over "
+           "seeds) and of the baselines; grey lines: the analytic t = 1 loss and the noise "
+           "floor.", plot_loss_per_t),
+    Figure("learning_curves", "Test loss (mean over t) during training, per seed and mean.",
+           plot_learning_curves),
+    Figure("probes", lambda r: "Linear-probe R² (held-out) per layer and time step of the "
+           f"deepest LSA (K = {max(r.config.depths)}, seed 0).", plot_probes),
+    Figure("fixed_teacher", "Fixed-teacher control (one W* for all sequences): the 1-layer LSA "
+           "no longer tracks one GD step.", plot_fixed_teacher,
+           when=lambda r: "fixed_teacher" in r.tables),
+]
+SECTIONS = [
+    Section("Losses", "Mean over t = 1..T, at t = 1 and at t = T, on the evaluation "
+            "sequences.", loss_table),
+    Section("Baselines' tuned parameters", table="baseline_params"),
+    Section("Mesa layer: mean |λ| per seed", table="mesa_lambda"),
+]
 
 
 @dataclass(frozen=True)
@@ -404,109 +414,6 @@ def probes(config: MesaConfig, job) -> pd.DataFrame:
                  for layer in range(r2.shape[0]) for t in range(r2.shape[1])]
     return pd.DataFrame(rows)
 
-
-# -- figures ------------------------------------------------------------------------
-STYLES = {"oracle (knows W*)": ("k", ":"), RIDGE: ("C3", "--"), GD0: ("C7", ":"),
-          PROP1: ("C1", "--"), "softmax kernel regression": ("C8", "-.")}
-
-
-def plot_loss_per_t(r):
-    per_t, task = r["per_t"], r.config.task
-    fig, (ax,) = figure(1, width=7.5, height=4.2)
-    baselines = per_t[per_t.seed < 0]
-    for i, (name, rows) in enumerate(baselines.groupby("learner", sort=False)):
-        color, ls = STYLES.get(name, (f"C{5 + i % 3}", "--"))
-        ax.plot(rows.t, rows.loss, color=color, ls=ls, lw=1.2, label=name)
-    models = per_t[per_t.seed >= 0]
-    for i, (name, rows) in enumerate(models.groupby("learner", sort=False)):
-        stats = rows.groupby("t").loss.agg(["mean", lambda x: float(np.std(x))])
-        mean, std = stats["mean"].to_numpy(), stats.iloc[:, 1].to_numpy()
-        color = "C2" if name.startswith("mesa") else f"C{[0, 4, 9, 6, 5][i % 5]}"
-        ax.plot(stats.index, mean, color=color, lw=2, label=f"{name} (trained)")
-        ax.fill_between(stats.index, mean - std, mean + std, color=color, alpha=0.2)
-    ax.axhline(task.first_step_loss(), color="grey", lw=0.6)
-    ax.axhline(task.noise_floor(), color="grey", lw=0.6)
-    ax.set_yscale("log")
-    ax.set_xlabel("time step t")
-    ax.set_ylabel("½ E‖ŝ_{t+1} − s_{t+1}‖²")
-    ax.legend(fontsize=7, ncol=2)
-    return fig
-
-
-def plot_learning_curves(r):
-    names = list(dict.fromkeys(r["per_t"][r["per_t"].seed >= 0].learner))
-    ridge, prop1 = float(mean_loss(r, RIDGE).mean()), float(mean_loss(r, PROP1).mean())
-    fig, axes = figure(len(names), width=3.2)
-    for ax, name in zip(axes, names, strict=True):
-        plot_metric_by_seed(ax, r.metrics, f"{name}/test_loss", name)
-        ax.axhline(ridge, color="C3", ls="--", lw=1)
-        ax.axhline(prop1, color="C1", ls="--", lw=1)
-        ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step")
-    axes[0].set_ylabel("mean test loss (dashed: ridge, Prop. 1)")
-    return fig
-
-
-def plot_probes(r):
-    targets = list(dict.fromkeys(r["probes"].target))
-    fig, axes = figure(len(targets), width=5.0, height=3.4)
-    for ax, target in zip(axes, targets, strict=True):
-        r2 = 1 - probe_error(r, target)
-        image = ax.imshow(r2, aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                          extent=(0.5, r2.shape[1] + 0.5, r2.shape[0] - 0.5, -0.5))
-        ax.set_title(f"probe R²: {target}", fontsize=9)
-        ax.set_xlabel("time step t")
-        ax.set_ylabel("layer (0 = tokens)")
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    return fig
-
-
-def plot_fixed_teacher(r):
-    fixed, per_t = r["fixed_teacher"], r["per_t"]
-    curve = lambda rows, name: rows[rows.learner == name].groupby("t").loss.mean()
-    fig, (ax,) = figure(1, width=5.5)
-    for rows, name, style, label in (
-            (fixed, "LSA-1", dict(color="C0", lw=2), "LSA-1 (trained)"),
-            (fixed, GD0, dict(color="C7", ls=":"), "1 GD step from 0, tuned η"),
-            (fixed, "oracle", dict(color="k", ls=":"), "oracle"),
-            (per_t, "LSA-1", dict(color="C0", alpha=0.4), "LSA-1 on random systems")):
-        c = curve(rows, name)
-        ax.plot(c.index, c.values, label=label, **style)
-    ax.set_yscale("log")
-    ax.set_xlabel("time step t")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def loss_table(r) -> pd.DataFrame:
-    per_t = r["per_t"]
-    curves = per_t.groupby(["learner", "t"], sort=False).loss.mean().reset_index()
-    out = curves.groupby("learner", sort=False).loss.agg(
-        mean_loss="mean", t_1="first", t_T="last").reset_index()
-    trained = set(per_t[per_t.seed >= 0].learner)
-    out["learner"] = [f"{n} (trained, mean of seeds)" if n in trained else n for n in out.learner]
-    return out
-
-
-FIGURES = [
-    Figure("loss_per_t", "Per-time-step test loss of the trained models (mean ± std over "
-           "seeds) and of the baselines; grey lines: the analytic t = 1 loss and the noise "
-           "floor.", plot_loss_per_t),
-    Figure("learning_curves", "Test loss (mean over t) during training, per seed and mean.",
-           plot_learning_curves),
-    Figure("probes", lambda r: "Linear-probe R² (held-out) per layer and time step of the "
-           f"deepest LSA (K = {max(r.config.depths)}, seed 0).", plot_probes),
-    Figure("fixed_teacher", "Fixed-teacher control (one W* for all sequences): the 1-layer LSA "
-           "no longer tracks one GD step.", plot_fixed_teacher,
-           when=lambda r: "fixed_teacher" in r.tables),
-]
-SECTIONS = [
-    Section("Losses", "Mean over t = 1..T, at t = 1 and at t = T, on the evaluation "
-            "sequences.", loss_table),
-    Section("Baselines' tuned parameters", table="baseline_params"),
-    Section("Mesa layer: mean |λ| per seed", table="mesa_lambda"),
-]
 
 RECIPE = Recipe(
     name="mesa", title="Mesa-optimization in Transformers trained on sequences",

@@ -33,3 +33,39 @@ def heatmap(ax, matrix: np.ndarray, title: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
+
+
+def style(ax, xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
+          xscale: str | None = None, yscale: str | None = None, legend: float | None = None,
+          xticks=None, ylim=None) -> None:
+    """Axis labels, title, scales, ticks, limits and a legend (``legend``: its font size)
+    in one call."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    if xscale is not None:
+        ax.set_xscale(xscale)
+    if yscale is not None:
+        ax.set_yscale(yscale)
+    if xticks is not None:
+        ax.set_xticks(list(xticks))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if legend is not None:
+        ax.legend(fontsize=legend)
+
+
+def plot_metrics_by_seed(ax, metrics: pd.DataFrame, series: dict[str, str]) -> None:
+    """Several metrics on one axis, each as ``plot_metric_by_seed`` in its own colour:
+    ``series`` maps a metric name to its label."""
+    for i, (metric, label) in enumerate(series.items()):
+        plot_metric_by_seed(ax, metrics, metric, label, color=f"C{i}")
+
+
+def power_law_guide(ax, x, anchor: float, exponent: float, at: int = 0, **style) -> None:
+    """A dashed guide y ∝ x^exponent through ``anchor`` at ``x[at]`` (log-log plots)."""
+    x = np.asarray(x, float)
+    ax.plot(x, anchor * (x / x[at]) ** exponent, **{"color": "grey", "ls": "--", **style})

@@ -48,6 +48,7 @@ from iclab.solvers._network import init_network as init_network
 from iclab.solvers._network import network_forward as network_forward
 from iclab.solvers._network import network_prefix_predictions as network_prefix_predictions
 from iclab.solvers._network import train_network as train_network
+from iclab.solvers._prefix import ood_error_curves as ood_error_curves
 from iclab.solvers._prefix import prefix_predictions as prefix_predictions
 from iclab.solvers._ridge import RidgePath as RidgePath
 from iclab.solvers._ridge import adaptive_ridge_weights as adaptive_ridge_weights

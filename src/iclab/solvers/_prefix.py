@@ -41,3 +41,46 @@ def prefix_predictions(learner: str, x: Float[Array, "k d"], y: Float[Array, " k
         return jax.vmap(one)(jnp.arange(k), masks)
     weights = jax.vmap(lambda m: _prefix_weights(learner, x, y, m, lam))(masks)
     return jnp.einsum("kd,kd->k", weights, x)
+
+
+OOD_SETS = (("standard", 1.0), ("random_quadrants", 1.0), ("orthogonal_query", 1.0),
+            ("repeated_query", 1.0), ("half_subspace", 1.0), ("skewed", 1.0))
+
+
+def ood_error_curves(task, models, prompts: int, seed: int, scales=(1 / 3, 1 / 2, 2.0, 3.0)
+                     ) -> dict[str, dict]:
+    """Mean normalised squared error per position on each of Garg et al.'s
+    out-of-distribution prompt sets (``ood_prompts``: standard, random quadrants, orthogonal
+    and repeated queries, half subspace, skewed covariance, x and y scaled by each of
+    ``scales``, noisy labels), for causal models on interleaved prompts (averaged over the
+    models, e.g. training seeds), least squares and averaging.
+
+    Returns:
+        ``{prompt set: {"transformer" | "least squares" | "averaging": errors by k}}``.
+    """
+    import numpy as np
+
+    from iclab.tasks import interleave, ood_prompts, query_prompt_predictions
+
+    strategies = list(OOD_SETS) + [(f"scale_{axis}", s) for axis in ("x", "y") for s in scales]
+    strategies += [("noisy_labels", 1.0)]
+    out = {}
+    for i, (strategy, scale) in enumerate(strategies):
+        batch = ood_prompts(task, jax.random.fold_in(jax.random.key(seed), i), prompts,
+                            strategy, scale)
+        differ = strategy in ("random_quadrants", "orthogonal_query", "repeated_query")
+        predictors = {"transformer": [lambda x, y, m=m: m(interleave(x, y))[::2]
+                                      for m in models],
+                      "least squares": [lambda x, y: prefix_predictions("least_squares", x, y)],
+                      "averaging": [lambda x, y: prefix_predictions("averaging", x, y)]}
+        name = f"{strategy}×{scale:.3g}" if strategy.startswith("scale") else strategy
+        out[name] = {}
+        for learner, fns in predictors.items():
+            errors = []
+            for fn in fns:
+                preds = jax.jit(jax.vmap(lambda p, fn=fn, differ=differ:
+                                         query_prompt_predictions(fn, p, differ)))(batch)
+                errors.append(np.asarray((preds - batch.y_query) ** 2).mean(0)
+                              / task.normaliser)
+            out[name][learner] = np.mean(errors, axis=0)
+    return out

@@ -1,10 +1,12 @@
-"""Tasks: pure samplers ``sample(key) -> example`` that run inside ``jit``."""
+"""Tasks: pure samplers ``sample(key, **options) -> example`` that run inside ``jit``;
+batches by ``vmap`` (the protocol: ``iclab.tasks.Task``)."""
 
 from iclab.tasks._dynamics import DynamicsTask as DynamicsTask
 from iclab.tasks._dynamics import Trajectory as Trajectory
 from iclab.tasks._dynamics import constructed_tokens as constructed_tokens
 from iclab.tasks._dynamics import past_states as past_states
 from iclab.tasks._function_classes import OOD_STRATEGIES as OOD_STRATEGIES
+from iclab.tasks._function_classes import CurriculumConfig as CurriculumConfig
 from iclab.tasks._function_classes import FunctionClassTask as FunctionClassTask
 from iclab.tasks._function_classes import QueryPrompts as QueryPrompts
 from iclab.tasks._function_classes import ood_prompts as ood_prompts
@@ -39,4 +41,7 @@ from iclab.tasks._linear_regression import (
 from iclab.tasks._linear_regression import (
     to_tokens as to_tokens,
 )
+from iclab.tasks._protocol import BatchDrawnTask as BatchDrawnTask
+from iclab.tasks._protocol import Task as Task
+from iclab.tasks._protocol import VmappedTask as VmappedTask
 from iclab.tasks._sine import SineRegressionTask as SineRegressionTask

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_choice, check_nonnegative, check_positive, check_positive_int
+from iclab.tasks._protocol import VmappedTask
 
 DYNAMICS = ("linear", "contracting", "nonlinear")
 INIT_DISTRIBUTIONS = ("uniform", "gaussian")
@@ -58,7 +59,7 @@ class Trajectory(eqx.Module):
 
 
 @dataclass(frozen=True)
-class DynamicsTask:
+class DynamicsTask(VmappedTask):
     """Random dynamical systems observed for T steps.
 
     Args:
@@ -172,10 +173,6 @@ class DynamicsTask:
                                                                     self.state_dim))
         states = jnp.clip(hidden @ c.T + obs_noise, -self.clip, self.clip)
         return Trajectory(states, w)
-
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> Trajectory:
-        """``batch_size`` independent sequences (a ``Trajectory`` with a leading axis)."""
-        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
 
 
 def constructed_tokens(states: Float[Array, "t n"], copies: int = 2,

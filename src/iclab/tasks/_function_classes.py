@@ -24,12 +24,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import ConfigError, check_choice, check_nonnegative, check_positive_int
 from iclab.tasks._linear_regression import RegressionExample
+from iclab.tasks._protocol import VmappedTask
 
 KINDS = ("linear", "sparse_linear", "quadratic", "relu_net", "decision_tree")
 
 
 @dataclass(frozen=True)
-class FunctionClassTask:
+class FunctionClassTask(VmappedTask):
     """Args:
         kind: one of ``KINDS``.
         d: input dimension.
@@ -94,6 +95,8 @@ class FunctionClassTask:
 
         return jax.vmap(evaluate)(x), leaves
 
+    OPTIONS = {"active_dims": None}  # a curriculum's active input dimensions (traced)
+
     def sample(self, key: PRNGKeyArray, active_dims=None) -> RegressionExample:
         """One prompt; with ``active_dims`` (traced or concrete) the coordinates of x from
         ``active_dims`` on are zeroed before f is applied (Garg et al.'s curriculum)."""
@@ -107,9 +110,6 @@ class FunctionClassTask:
         return RegressionExample(x=x[:-1], y=y[:-1], x_query=x[-1], y_query=y[-1],
                                  w=params, noise_std=jnp.asarray(self.noise_std))
 
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int,
-                     active_dims=None) -> RegressionExample:
-        return jax.vmap(lambda k: self.sample(k, active_dims))(jax.random.split(key, batch_size))
 
 
 OOD_STRATEGIES = ("standard", "random_quadrants", "orthogonal_query", "repeated_query",
@@ -216,3 +216,33 @@ def query_prompt_predictions(predict, prompts: QueryPrompts, queries_differ: boo
         return predict(x, y)[i]
 
     return jax.vmap(at)(jnp.arange(prompts.x.shape[0]))
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """Garg et al.'s curriculum (``curriculum.py``): every ``interval`` steps the active
+    input dimensions grow by ``dims_inc`` from ``dims_start`` up to ``task.d`` and the
+    prompt's points by ``points_inc`` from ``points_start`` up to N + 1. Inactive
+    coordinates of x are zeroed (so only the active part of w matters) and points beyond
+    the active count are left out of the loss — with a causal model the same as
+    truncating the prompt. ``enabled`` = False trains on the full task from step 0.
+    """
+
+    enabled: bool = False
+    dims_start: int = 5
+    dims_inc: int = 1
+    points_start: int = 11
+    points_inc: int = 2
+    interval: int = 2000
+
+    def __post_init__(self):
+        for key in ("dims_start", "points_start", "interval"):
+            check_positive_int(f"curriculum.{key}", getattr(self, key))
+        for key in ("dims_inc", "points_inc"):
+            check_nonnegative(f"curriculum.{key}", getattr(self, key))
+
+    def at(self, step, d: int, points: int):
+        """(active dimensions, active points) at ``step`` (traced or concrete)."""
+        stage = step // self.interval
+        return (jnp.minimum(d, self.dims_start + self.dims_inc * stage),
+                jnp.minimum(points, self.points_start + self.points_inc * stage))

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from iclab._errors import ConfigError, check_nonnegative, check_positive_int
+from iclab.tasks._protocol import VmappedTask
 
 
 def one_hot_tokens(tokens: Int[Array, " t"], vocab_size: int,
@@ -40,7 +41,7 @@ class TokenSequence(eqx.Module):
 
 
 @dataclass(frozen=True)
-class RepeatedTokensTask:
+class RepeatedTokensTask(VmappedTask):
     """A random block of ``length`` tokens repeated ``repeats`` times after a BOS token.
 
     Token ids 0..vocab−1 are ordinary tokens; id ``vocab`` is BOS. ``target`` is the
@@ -64,12 +65,9 @@ class RepeatedTokensTask:
         tokens = jnp.concatenate([jnp.array([self.vocab]), jnp.tile(block, self.repeats)])
         return TokenSequence(tokens, tokens[-1])
 
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> TokenSequence:
-        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
-
 
 @dataclass(frozen=True)
-class ItemLabelTask:
+class ItemLabelTask(VmappedTask):
     """N item–label pairs then a query item from the context; the target is its label.
 
     Items are N distinct ids from 0..items−1, labels are drawn uniformly (with
@@ -110,9 +108,6 @@ class ItemLabelTask:
         pairs = jnp.stack([items, labels], axis=1).reshape(-1)
         return TokenSequence(jnp.concatenate([pairs, items[j][None]]), labels[j])
 
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> TokenSequence:
-        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
-
 
 class BurstySequence(eqx.Module):
     """Items (2N+1 rows: N item–label pairs as items and one-hot labels, then the query)."""
@@ -124,7 +119,7 @@ class BurstySequence(eqx.Module):
 
 
 @dataclass(frozen=True)
-class BurstyClassificationTask:
+class BurstyClassificationTask(VmappedTask):
     """In-context classification with bursty, Zipfian data (Reddy 2024, after Chan et al. 2022).
 
     K classes with means μ_k ~ N(0, I_D/D) and labels ℓ(k) ∈ {0..L−1} drawn once (seed
@@ -184,6 +179,8 @@ class BurstyClassificationTask:
         noise = jax.random.normal(key, means.shape) / math.sqrt(self.dim)
         return (means + eps * noise) / math.sqrt(1 + eps * eps)
 
+    OPTIONS = {"mode": ("train", "iwl", "icl")}
+
     def sample(self, key: PRNGKeyArray, mode: str = "train") -> BurstySequence:
         means, class_labels = self.class_table()
         k_mode, k_classes, k_query, k_noise, k_perm = jax.random.split(key, 5)
@@ -219,12 +216,6 @@ class BurstyClassificationTask:
         x = self._items(k_noise, means[all_classes])
         labels = class_labels[all_classes]
         return BurstySequence(x[:n], labels[:n], x[n], labels[n])
-
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int,
-                     mode: str = "train") -> BurstySequence:
-        if mode not in ("train", "iwl", "icl"):
-            raise ConfigError("mode", mode, "one of train, iwl, icl")
-        return jax.vmap(lambda k: self.sample(k, mode))(jax.random.split(key, batch_size))
 
 
 def complex_structure(dim: int) -> Float[Array, "d d"]:
@@ -264,7 +255,7 @@ def haar_unitary_real(key: PRNGKeyArray, dim: int) -> Float[Array, "d d"]:
 
 
 @dataclass(frozen=True)
-class OrthonormalPairsTask:
+class OrthonormalPairsTask(VmappedTask):
     """The minimal item–label task with orthonormal embeddings (Musat et al. 2025).
 
     [x_1, y_1, ..., x_N, y_N, x_q]: N items and N labels are 2N orthonormal content
@@ -333,9 +324,6 @@ class OrthonormalPairsTask:
         k_star = jax.random.randint(k_q, (), 0, self.n_pairs)
         return self.rotate(self.canonical(k_star), haar_orthogonal(k_o, self.width),
                            haar_unitary_real(k_s, self.width))
-
-    def sample_batch(self, key: PRNGKeyArray, batch_size: int) -> PairsSequence:
-        return jax.vmap(self.sample)(jax.random.split(key, batch_size))
 
 
 def _walsh_signs(n: int) -> Array:

@@ -21,6 +21,7 @@ from iclab._errors import (
     check_positive,
     check_positive_int,
 )
+from iclab.tasks._protocol import BatchDrawnTask
 
 INPUT_DISTRIBUTIONS = ("uniform", "gaussian")
 NOISE_DISTRIBUTIONS = ("fixed", "uniform", "categorical")
@@ -58,7 +59,7 @@ class RegressionExample(eqx.Module):
 
 
 @dataclass(frozen=True)
-class LinearRegressionTask:
+class LinearRegressionTask(BatchDrawnTask):
     """Noisy linear regression with N context pairs in dimension d.
 
     Inputs are uniform, x ~ U(−r/2, r/2)^d with r = ``input_range``, or Gaussian,
@@ -160,10 +161,6 @@ class LinearRegressionTask:
             ys = ys + noise
         return RegressionExample(x=xs[:, :-1], y=ys[:, :-1], x_query=xs[:, -1],
                                  y_query=ys[:, -1], w=w, noise_std=sigma)
-
-    def sample(self, key: PRNGKeyArray) -> RegressionExample:
-        """Draw one task: w, N context pairs and a query."""
-        return jax.tree.map(lambda a: a[0], self.sample_batch(key, 1))
 
 
 def to_tokens(example: RegressionExample) -> Float[Array, "n+1 d+1"]:

@@ -18,10 +18,11 @@ from jaxtyping import PRNGKeyArray
 
 from iclab._errors import check_positive, check_positive_int
 from iclab.tasks._linear_regression import RegressionExample
+from iclab.tasks._protocol import BatchDrawnTask
 
 
 @dataclass(frozen=True)
-class SineRegressionTask:
+class SineRegressionTask(BatchDrawnTask):
     """Args:
         n_context: context pairs N.
         input_range: r, with x ~ U(−r/2, r/2).

@@ -1,0 +1,54 @@
+"""nonlinear-regression: reading and drawing the tables (the TF against GD on its own
+features, its parts in the context labels)."""
+
+import numpy as np
+
+from iclab.report import figure, plot_metric_by_seed
+
+PRED_DIFF_MAX = 0.3
+"""*tracks_gd_predictions*: the largest relative prediction difference that passes."""
+
+
+def plot_tf_vs_gd(r):
+    fig, axes = figure(2, width=4.6)
+    plot_metric_by_seed(axes[0], r.metrics, "tf/test_loss", "TF (features + LSA)", color="C0")
+    plot_metric_by_seed(axes[0], r.metrics, "mlp_gd/test_loss", "MLP + GD", color="C1")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("½ MSE at the query (held-out tasks)")
+    axes[0].legend(fontsize=7)
+    preds = r["predictions"]
+    axes[1].scatter(preds.gd, preds.tf, s=3, alpha=0.4)
+    lim = float(np.abs(preds.tf).max())
+    axes[1].plot([-lim, lim], [-lim, lim], color="grey", lw=0.6)
+    axes[1].set_xlabel("GD step on the TF's features (fitted w₀, η)")
+    axes[1].set_ylabel("TF prediction")
+    return fig
+
+
+def plot_gd_likeness(r):
+    fig, axes = figure(2, width=4.6)
+    plot_metric_by_seed(axes[0], r.metrics, "tf/pred_diff", "relative prediction difference",
+                        color="C0")
+    axes[0].axhline(PRED_DIFF_MAX, color="grey", ls="--", lw=0.8,
+                    label=f"claim: ≤ {PRED_DIFF_MAX}")
+    plot_metric_by_seed(axes[0], r.metrics, "tf/sens_cos", "sensitivity cosine", color="C2")
+    axes[0].set_ylabel("TF vs one GD step on its features")
+    axes[0].legend(fontsize=7)
+    plot_metric_by_seed(axes[1], r.metrics, "tf/label_linear_share", "linear f₁", color="C3")
+    plot_metric_by_seed(axes[1], r.metrics, "tf/label_quadratic_share", "quadratic f₂",
+                        color="C4")
+    axes[1].set_ylabel("‖f_k‖ / ‖ŷ_TF‖ (parts in the context labels)")
+    axes[1].legend(fontsize=7)
+    return fig
+
+
+def mechanism_text(r) -> str:
+    mean = r["seeds"].mean(numeric_only=True)
+    return ("ŷ_TF = f₀ + f₁ + f₂, of degree 0, 1 and 2 in the context labels (exact for one "
+            "attention layer). One GD step on features has f₂ = 0. Shares are ‖f_k‖ / ‖ŷ_TF‖ "
+            "over the held-out tasks (mean over seeds): label-free "
+            f"{mean.label_free_share:.3f}, linear {mean.label_linear_share:.3f}, quadratic "
+            f"{mean.label_quadratic_share:.3f}; the TF's loss {mean.loss_tf:.4g} becomes "
+            f"{mean.loss_tf_without_quadratic:.4g} without f₂. The prediction difference "
+            f"{mean.pred_diff:.3f} compares with the TF's relative error to the truth, "
+            f"{mean.tf_relative_error:.3f}, and the GD step's, {mean.gd_relative_error:.3f}.")
