@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -80,3 +81,42 @@ def test_unresolved_config_is_refused(key):
     with pytest.raises(ValueError, match="resolve"):
         LSATransformer(LSATransformerConfig(), key=key)
     assert LSATransformerConfig().resolve(11).key_size == 11
+
+
+def test_models_implement_the_interfaces_instruments_read(key):
+    """Instruments read models through abstract interfaces: each model implements the ones
+    it can, a linear-attention stack's forward pass equals its last read-out, and an
+    instrument refuses a model without the interface it needs, naming it."""
+    from iclab.instruments import layer_implicit_weights
+    from iclab.models import (
+        GPT,
+        AttentionPatternModel,
+        CausalTransformer,
+        CausalTransformerConfig,
+        DiagonalLSA,
+        FullLSA,
+        GPTConfig,
+        LinearAttentionStack,
+        QueryReadoutModel,
+        ResidualStreamModel,
+    )
+    from iclab.tasks import LinearRegressionTask, to_tokens
+
+    stacks = [DiagonalLSA.gd(0.5, 6, 3), FullLSA.random(4, 2, 0.3, key=key)]
+    lsa = LSATransformer(LSATransformerConfig(dim=4, layers=2, init_scale=0.3), key=key)
+    gpt = GPT(GPTConfig(width=16, layers=1, heads=2).resolve(3), key=key)
+    causal = CausalTransformer(CausalTransformerConfig(layers=("softmax",)).resolve(4, 2),
+                               key=key)
+    assert all(isinstance(m, LinearAttentionStack) for m in stacks)
+    assert isinstance(lsa, QueryReadoutModel) and not isinstance(lsa, LinearAttentionStack)
+    for m in (gpt, causal):
+        assert isinstance(m, ResidualStreamModel) and isinstance(m, AttentionPatternModel)
+    batch = LinearRegressionTask(d=3, n_context=6).sample_batch(key, 5)
+    tokens = to_tokens(jax.tree.map(lambda a: a[0], batch))
+    for m in [*stacks, lsa]:
+        readouts = m.layer_predictions(tokens)
+        np.testing.assert_allclose(float(m(tokens)), float(readouts[-1]), rtol=1e-5, atol=1e-7)
+        assert layer_implicit_weights(m, batch, 3).shape == (5, readouts.shape[0], 3)
+    assert gpt.residual_stream(jnp.ones((5, gpt.read_in.in_features))).shape == (2, 5, 16)
+    with pytest.raises(TypeError, match="LayerReadoutModel"):
+        layer_implicit_weights(gpt, batch, 3)

@@ -26,6 +26,7 @@ from iclab.models._gpt import GPTConfig as GPTConfig
 from iclab.models._interface import AttentionPatternModel as AttentionPatternModel
 from iclab.models._interface import LayerReadoutModel as LayerReadoutModel
 from iclab.models._interface import LinearAttentionStack as LinearAttentionStack
+from iclab.models._interface import QueryReadoutModel as QueryReadoutModel
 from iclab.models._interface import ResidualStreamModel as ResidualStreamModel
 from iclab.models._interface import SequenceModel as SequenceModel
 from iclab.models._interface import require as require

@@ -51,7 +51,15 @@ class LayerReadoutModel(ResidualStreamModel):
         """The read-out ŷ⁽ˡ⁾ after each layer l = 1..L."""
 
 
-class LinearAttentionStack(LayerReadoutModel):
+class QueryReadoutModel(LayerReadoutModel):
+    """In-context regression on tokens e_i = (x_i, y_i) with the query last and its label
+    slot 0: the prediction after layer l is −y_query of H⁽ˡ⁾ (von Oswald et al. 2023)."""
+
+    def layer_predictions(self, tokens: Float[Array, "t d"]) -> Float[Array, " layers"]:
+        return -self.residual_stream(tokens)[1:, -1, -1]
+
+
+class LinearAttentionStack(QueryReadoutModel):
     """L layers h ← h + h M_l(h) on tokens e_i = (x_i, y_i) with the query last; ŷ is
     −y_query of the last layer (keys and values from the context only, so the last layer
     only needs the query row)."""
@@ -67,9 +75,6 @@ class LinearAttentionStack(LayerReadoutModel):
         for layer in range(self.n_layers):
             states.append(states[-1] + states[-1] @ self.layer_map(layer, states[-1]))
         return jnp.stack(states)
-
-    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
-        return -self.residual_stream(tokens)[1:, -1, -1]
 
     def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
         h = tokens

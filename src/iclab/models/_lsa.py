@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_nonnegative, check_positive_int
-from iclab.models._interface import LayerReadoutModel
+from iclab.models._interface import QueryReadoutModel
 
 
 def _variance_scaling(key: PRNGKeyArray, shape: tuple[int, ...], scale: float):
@@ -184,7 +184,7 @@ class LSATransformerConfig:
         return dataclasses.replace(self, dim=dim, key_size=self.key_size or dim)
 
 
-class LSATransformer(LayerReadoutModel):
+class LSATransformer(QueryReadoutModel):
     """A stack of L LSA blocks on one token sequence; ŷ = −H[−1, −1]."""
 
     blocks: tuple[LSABlock, ...]
@@ -211,10 +211,6 @@ class LSATransformer(LayerReadoutModel):
         for layer in range(self.n_layers):
             states.append(self.block(layer)(states[-1]))
         return jnp.stack(states)
-
-    def layer_predictions(self, tokens: Float[Array, "t dim"]) -> Float[Array, " layers"]:
-        """The read-out −H⁽ˡ⁾[−1, −1] after each layer l = 1..L."""
-        return -self.residual_stream(tokens)[1:, -1, -1]
 
     def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
         h = tokens

@@ -92,12 +92,12 @@ def claims(config: "FunctionClassesConfig") -> list[Claim]:
         return [
             Claim("near_least_squares", f"transformer approaches least squares: normalised "
                   f"error at k = {last} (zero estimator = 1)", lambda r: tf_seeds(r, [last]),
-                  "<=", 0.1, paper=paper("≈ least squares", "Garg et al. Fig. 2")),
+                  "<=", 0.1, paper=paper("≈ least squares", "Garg et al. 2022, Fig. 2")),
             Claim("beats_knn_and_averaging", f"transformer beats 3-NN and averaging at "
                   f"k = {last}: error_TF / min(error_3NN, error_avg)",
                   lambda r: tf_seeds(r, [last]) / min(curve(r, "3-NN")[last],
                                                       curve(r, "averaging")[last]), "<", 1.0,
-                  paper=paper("TF < 3-NN, averaging", "Garg et al. Fig. 2"))]
+                  paper=paper("TF < 3-NN, averaging", "Garg et al. 2022, Fig. 2"))]
     if kind == "sparse_linear":
         below = range(1, min(task.d, last + 1))
         lasso = lambda r: min(curve(r, f"Lasso (α={a:g})").loc[1:].mean() for a in LASSO_ALPHAS)
@@ -106,35 +106,35 @@ def claims(config: "FunctionClassesConfig") -> list[Claim]:
                   f"squares below k = d = {task.d}: mean error over k = 1..{below.stop - 1}, "
                   "TF / least squares", lambda r: tf_seeds(r, below)
                   / curve(r, "least squares").loc[list(below)].mean(), "<", 1.0,
-                  paper=paper("TF ≈ Lasso < least squares", "Garg et al. Fig. 4")),
+                  paper=paper("TF ≈ Lasso < least squares", "Garg et al. 2022")),
             Claim("sparse_matches_lasso", "sparse linear: the transformer matches Lasso: mean "
                   f"error over k = 1..{last}, TF / best Lasso",
                   lambda r: tf_seeds(r, range(1, last + 1)) / lasso(r), "<=", 1.25,
-                  paper=paper("TF ≈ Lasso", "Garg et al. Fig. 4"))]
+                  paper=paper("TF ≈ Lasso", "Garg et al. 2022"))]
     if kind == "decision_tree":
         tree = f"greedy tree (depth {task.depth})"
         return [
             Claim("tree_beats_greedy_tree", f"decision trees: the transformer beats the greedy "
                   f"depth-{task.depth} tree at k = {last}: error TF / tree",
                   lambda r: tf_seeds(r, [last]) / curve(r, tree)[last], "<", 1.0,
-                  paper=paper("TF < greedy tree", "Garg et al. Fig. 5")),
+                  paper=paper("TF < greedy tree", "Garg et al. 2022")),
             Claim("tree_beats_xgboost", f"decision trees: the transformer beats XGBoost at "
                   f"k = {last} on the prompts XGBoost was fitted on: error TF / XGBoost",
                   lambda r: r["xgboost_subset"].transformer_error_last_k
                   / curve(r, xgboost_name(int(r["xgboost_subset"].prompts.iloc[0])))[last],
-                  "<", 1.0, paper=paper("TF < XGBoost", "Garg et al. Fig. 5"),
+                  "<", 1.0, paper=paper("TF < XGBoost", "Garg et al. 2022"),
                   when=lambda r: "xgboost_subset" in r.tables)]
     if kind == "relu_net":
         return [
             Claim("relu_matches_network", f"2-layer ReLU networks: the transformer matches a "
                   f"2-layer network trained by Adam on the prompt, at k = {last}: error TF / "
                   "network", lambda r: tf_seeds(r, [last]) / curve(r, NETWORK)[last], "<=",
-                  1.2, paper=paper("TF ≈ 2-layer NN", "Garg et al. Fig. 5"),
+                  1.2, paper=paper("TF ≈ 2-layer NN", "Garg et al. 2022"),
                   when=lambda r: NETWORK in set(r["curves"].learner)),
             Claim("relu_beats_least_squares", f"2-layer ReLU networks: the transformer beats "
                   f"least squares at k = {last}: error TF / least squares",
                   lambda r: tf_seeds(r, [last]) / curve(r, "least squares")[last], "<", 1.0,
-                  paper=paper("TF < least squares", "Garg et al. Fig. 5"))]
+                  paper=paper("TF < least squares", "Garg et al. 2022"))]
     return []
 
 
