@@ -218,3 +218,17 @@ def test_concurrent_training_refuses_bad_input(monkeypatch):
         default_workers()
     monkeypatch.setenv("ICLAB_WORKERS", "3")
     assert default_workers() == 3
+
+
+def test_fit_without_a_run_folder_keeps_the_metric_history():
+    """Notebook use: the in-memory sink keeps every evaluation (train loss from the first
+    chunk on), with seeds and steps, without a run folder."""
+    trainer = small_trainer(steps=60, eval_every=20, seeds=2, seed=4)
+    state = trainer.fit(eval_batch())
+    history = trainer.history
+    assert set(history.metric) == {"test_loss", "train_loss"}
+    test = history[history.metric == "test_loss"]
+    assert sorted(set(test.step)) == [0, 20, 40, 60] and sorted(set(test.seed)) == [4, 5]
+    final = trainer.evaluate(state, eval_batch())["test_loss"]
+    last = test[test.step == 60].sort_values("seed").value.to_numpy()
+    np.testing.assert_allclose(last, final, rtol=1e-6)

@@ -3,7 +3,7 @@ weights.
 
 The main API:
 
-- ``iclab.recipes()`` — every recipe by name; ``iclab.get_recipe(name)``.
+- ``iclab.list_recipes()`` — every recipe by name; ``iclab.get_recipe(name)``.
 - ``iclab.run(name, quick=True, set=[...], model=...)`` — run a recipe from Python (a run
   folder under ``out``), optionally with your own model; returns the loaded run.
 - ``iclab.load_run(path_or_id)`` — a run folder as pandas (config, tables, metrics,
@@ -17,8 +17,9 @@ The main API:
 __version__ = "0.1.0"
 
 
-def recipes():
-    """Every recipe, by name (``iclab.framework.recipes``)."""
+def list_recipes():
+    """Every recipe, by name (``iclab.framework.recipes``; ``iclab.recipes`` is the package
+    of recipe modules)."""
     from iclab.framework import recipes as _recipes
 
     return _recipes()

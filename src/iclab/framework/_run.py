@@ -88,7 +88,7 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
     """Run a recipe from Python and return its loaded run (``iclab.load_run``).
 
     Args:
-        name: the recipe (``iclab.recipes()`` lists them), or a ``Recipe`` of your own.
+        name: the recipe (``iclab.list_recipes()`` lists them), or a ``Recipe`` of your own.
         quick: the quick mode.
         seeds: number of seeds (default: the mode's).
         set: ``key=value`` overrides, as ``--set`` on the command line.
