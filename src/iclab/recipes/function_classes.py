@@ -214,7 +214,7 @@ class FunctionClassesConfig:
 
 def full_config() -> FunctionClassesConfig:
     """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points):
-    GPU-scale (80 steps/s on one H100, so about 1.7 h for the 500k steps)."""
+    GPU-scale (its measured cost: ``docs/results/function-classes.md``)."""
     return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True))
 
 

@@ -27,14 +27,13 @@ Warning:
     The paper trains 200k steps at lr 1e-4 with batch 2048 (4–12 GPU hours per model).
     ``--quick`` trains 6000 steps at batch 512 with Adam lr 5e-3 (warm-up + cosine,
     global-norm clip 1); the full mode uses the paper's settings (σ_max = 0..7, the
-    categorical sets {1, 3} and {1, 3, 5}, L = 1..7) and is GPU-scale: on one H100 the
-    σ_max = 5 slice (L = 1..4, 5 seeds) took 7.5 min for the four FULL models side by side
-    and 18 min for DIAG and GD++ next to four-factor FULL models, so all 10 settings × 7
-    depths need about 7–8 GPU hours.
-    The (setting, variant, depth) models are trained side by side, one host thread each.
+    categorical sets {1, 3} and {1, 3, 5}, L = 1..7) and is GPU-scale (its measured cost:
+    ``docs/results/versatile-lt.md``). The (setting, variant, depth) models are trained side
+    by side, one host thread each.
 
 Checks (no trained model): the σ_max = 0 GD++ column, fitted in float64.
 """
+
 import dataclasses
 from dataclasses import dataclass, field
 
