@@ -54,3 +54,18 @@ def test_resume_message_names_the_checkpoints():
         "from 2 checkpoints (step 200)"
     assert _resume_point({"checkpoint-a": 100, "checkpoint-b": 400, "checkpoint-c": 250}) == \
         "from 3 checkpoints (steps 100–400)"
+
+
+def test_report_keeps_a_complete_run_written_before_tables(tmp_path, capsys):
+    """A finished run folder without tables/ (the format before the recipe framework v2)
+    is not re-rendered into an empty report: exit 2, one line, its report.html kept."""
+    from iclab.store import RunDir
+
+    run = RunDir.create(tmp_path, "icl-gd", {"recipe": "icl-gd", "mode": "quick",
+                                             "config": {}})
+    run.write_text("report.html", "<html>kept</html>")
+    run.set_status("complete")
+    assert main(["report", str(run.path)]) == 2
+    assert "without tables" in capsys.readouterr().out
+    assert (run.path / "report.html").read_text() == "<html>kept</html>"
+    assert main(["report", "nothing-here", "--out", str(tmp_path)]) == 2

@@ -175,6 +175,9 @@ def cmd_report(cmd: ReportCmd, console: Console) -> int:
         run = RunDir(find_run(cmd.run, cmd.out))
         if not (run.path / "config.json").exists():
             raise FileNotFoundError(f"{run.path} has no config.json")
+        if run.status().get("status") == "complete" and not (run.path / "tables").is_dir():
+            raise FileNotFoundError(f"{run.path} is a complete run without tables/ (written "
+                                    "before the recipe framework v2): its report.html is kept")
     except FileNotFoundError as err:
         return _fail(console, str(err))
     claims, checks = render(run)

@@ -65,10 +65,13 @@ def evaluate_rows(rows: list[Claim], results: Results) -> list[dict]:
 
 
 def _svg(fig) -> str:
+    """The figure as SVG text, byte-identical for the same input (no date, fixed ids)."""
+    import matplotlib
+
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    return svg
+    with matplotlib.rc_context({"svg.hashsalt": "iclab"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
 
 
 def _text(value, results: Results) -> str:
@@ -76,9 +79,6 @@ def _text(value, results: Results) -> str:
 
 
 def _draw_figures(recipe, results: Results, folder: Path) -> tuple[list[dict], list[str]]:
-    import matplotlib
-
-    matplotlib.rcParams["svg.hashsalt"] = "iclab"  # stable element ids: same input, same file
     figures, skipped = [], []
     folder.mkdir(parents=True, exist_ok=True)
     for spec in recipe.spec("figures", results.config):

@@ -8,7 +8,7 @@ evaluate it again from a run folder alone (``iclab report RUN``).
 import math
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -162,13 +162,6 @@ class Section:
     when: Callable[[Results], bool] | None = None
 
 
-def student_t_975(dof: int) -> float:
-    """The 97.5 % quantile of Student's t with ``dof`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, dof))
-
-
 def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean: m ± t_{(1+level)/2, n−1} · s / √n (s: sample std)."""
     from scipy.stats import t
@@ -203,11 +196,9 @@ class Outcome:
     fragile: bool = False
     error: str | None = None
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
-        return out
+        return dict(self.__dict__)
 
 
 def _finite_or_none(x: float) -> float | None:
