@@ -94,8 +94,9 @@ class Recipe:
         resolve: optional (config, mode, set_keys) → config, filling in settings that
             depend on others after ``--set`` (keys the user set are left alone).
         workers: host threads for concurrent jobs (None: the default, 1: one at a time).
-        model_slot: the name of the config field a user model factory replaces (see
-            ``iclab.run(..., model=...)``), or None if the recipe has no single model.
+
+    A recipe whose ``experiment`` takes a ``model`` keyword accepts a user's model factory
+    (``iclab.run(name, model=factory)``); its docstring names the keywords it calls it with.
     """
 
     name: str
