@@ -200,6 +200,14 @@ class CausalTransformerConfig:
         if self.positions % 2:
             raise ConfigError("model.positions", self.positions, "an even integer >= 0")
 
+    @classmethod
+    def attention_only(cls, layers: int = 2, heads: int = 1, key_size: int = 32, dim: int = 64,
+                       init_std: float = 0.05) -> "CausalTransformerConfig":
+        """The attention-only softmax transformer of the induction-head and bursty-data
+        studies (Olsson et al. 2022; Reddy 2024): no MLP, a linear read-out."""
+        return cls(layers=("softmax",) * layers, heads=heads, key_size=key_size, dim=dim,
+                   readout="linear", init_std=init_std)
+
     def resolve(self, dim_in: int, dim_out: int) -> "CausalTransformerConfig":
         return dataclasses.replace(self, dim_in=self.dim_in or dim_in,
                                    dim_out=self.dim_out or dim_out)

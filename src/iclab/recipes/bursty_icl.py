@@ -83,9 +83,7 @@ class BurstyIclConfig:
     burstiness: tuple[int, ...] = (0, 1, 2, 4)
     classes: tuple[int, ...] = (32, 128, 512, 2048)
     task: BurstyClassificationTask = field(default_factory=BurstyClassificationTask)
-    model: CausalTransformerConfig = field(default_factory=lambda: CausalTransformerConfig(
-        layers=("softmax", "softmax"), heads=1, key_size=32, dim=64, readout="linear",
-        init_std=0.05))
+    model: CausalTransformerConfig = field(default_factory=CausalTransformerConfig.attention_only)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=1e-3,
                                                                    b2=0.999))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(

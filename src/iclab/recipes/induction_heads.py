@@ -239,9 +239,7 @@ class InductionConfig:
     stop_accuracy: float = 0.95
     eval_sequences: int = 512
     eval_seed: int = 5
-    model: CausalTransformerConfig = field(default_factory=lambda: CausalTransformerConfig(
-        layers=("softmax", "softmax"), heads=1, key_size=32, dim=64, readout="linear",
-        init_std=0.05))
+    model: CausalTransformerConfig = field(default_factory=CausalTransformerConfig.attention_only)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=3e-3,
                                                                    b2=0.999))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
