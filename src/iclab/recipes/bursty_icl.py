@@ -35,6 +35,7 @@ PAPER = ("Reddy 2024, 'The mechanistic basis of data dependence and abrupt learn
          "in-context classification task' (ICLR 2024, arXiv 2312.03002); Chan et al. 2022")
 
 
+# -- spec: claims, figures and report sections -----------------------------------------
 def claims(config) -> list[Claim]:
     """ICL appears at the largest (B, K); it is absent at B = 0 and at the fewest classes
     (the rows that the grid allows). Each is the mean over seeds."""

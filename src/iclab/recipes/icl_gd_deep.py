@@ -63,6 +63,7 @@ PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, V
 REF_K3 = "reference notebook, 3 layers recurrent, 5000 steps"
 
 
+# -- spec: claims, figures and report sections -----------------------------------------
 def claims(config) -> list[Claim]:
     """Three claims per depth K; the reference's K = 3 values where K = 3."""
     rows = []

@@ -72,6 +72,7 @@ PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, V
 
 
 REF_SHORT = "reference notebook, short run"
+# -- spec: claims, figures and report sections -----------------------------------------
 # Each claim is the mean over seeds of a per-seed value in table "seeds".
 CLAIMS = [
     Claim("tf_at_least_mlp_gd", "the TF is at least as good as GD on learned features "
