@@ -24,7 +24,7 @@ def test_list_names_the_recipes(capsys):
 def test_bad_input_exits_2_with_one_line_and_no_run_folder(tmp_path, capsys, argv, fragment):
     out = tmp_path / "runs"
     assert main(argv + ["--out", str(out)]) == 2
-    text = capsys.readouterr().out.strip()
+    text = capsys.readouterr().err.strip()
     assert fragment in text
     assert text.startswith("error:") and len(text.splitlines()) == 1
     assert not out.exists()
@@ -66,6 +66,6 @@ def test_report_keeps_a_complete_run_written_before_tables(tmp_path, capsys):
     run.write_text("report.html", "<html>kept</html>")
     run.set_status("complete")
     assert main(["report", str(run.path)]) == 2
-    assert "without tables" in capsys.readouterr().out
+    assert "without tables" in capsys.readouterr().err
     assert (run.path / "report.html").read_text() == "<html>kept</html>"
     assert main(["report", "nothing-here", "--out", str(tmp_path)]) == 2

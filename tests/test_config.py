@@ -22,7 +22,7 @@ def test_overrides_parse_types():
     ("task.d=abc", "task.d", "an integer"),
     ("task.d=0", "task.d", "an integer > 0"),
     ("task.n_context=-2", "task.n_context", "an integer > 0"),
-    ("optim.lr=-0.1", "optim.lr", "a number > 0"),
+    ("optim.lr=-0.1", "optim.lr", "finite number > 0"),
     ("model.softmax=maybe", "model.softmax", "true or false"),
     ("noequals", "--set", "key=value"),
 ])
@@ -45,5 +45,5 @@ def test_a_second_nested_config_of_the_same_type_is_named_as_typed():
 
     with pytest.raises(ConfigError) as err:
         apply_overrides(NonlinearConfig(), ["mlp_gd_optim.lr=-1"])
-    assert err.value.key == "mlp_gd_optim.lr" and "a number > 0" in str(err.value)
+    assert err.value.key == "mlp_gd_optim.lr" and "finite number > 0" in str(err.value)
     assert apply_overrides(NonlinearConfig(), ["mlp_gd_optim.lr=1e-4"]).mlp_gd_optim.lr == 1e-4

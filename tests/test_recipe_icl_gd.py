@@ -12,11 +12,12 @@ import time
 import pandas as pd
 import pytest
 
+import iclab.store
 from iclab.cli import main
 from iclab.store import RunDir, list_runs, load_metrics, load_run
 
 CLAIM_KEYS = {"id", "claim", "measured", "criterion", "paper", "reference", "passed",
-              "per_seed", "interval", "fragile", "error", "note"}
+              "per_seed", "interval", "fragile", "error", "note", "status", "nonfinite"}
 
 
 def _only_run(root):
@@ -46,7 +47,7 @@ def test_quick_mode_passes_every_claim(tmp_path, capsys):
     seeds = df[df.metric == "test_loss"].seed.unique()
     assert len(seeds) == 3
     assert df[df.metric == "test_loss"].step.max() == 1500
-    assert list_runs(tmp_path).status.tolist() == ["complete"]
+    assert list_runs(tmp_path).state.tolist() == ["complete"]
     assert main(["show", run.run_id, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "seeds" in out and "construction_exact" in out  # the tables and the checks
@@ -81,7 +82,8 @@ def test_killed_run_keeps_its_metrics_and_resumes_to_the_same_numbers(tmp_path):
     killed = _only_run(killed_root)
     step = killed.checkpoint_step()
     assert 300 <= step < 2000, "the run was not killed mid-way"
-    assert killed.status()["status"] == "incomplete"
+    assert killed.status()["status"] == "running"  # killed: nobody holds its lock
+    assert iclab.store.state(killed.path) == "interrupted"
     assert not (killed.path / "claims.json").exists()
     kept = killed.metrics()
     assert kept.step.max() >= step and set(kept[kept.step <= step].step) == set(
@@ -121,12 +123,12 @@ def test_report_rebuilds_the_run_folder_and_an_interrupted_run(tmp_path, capsys)
         shutil.rmtree(run.path / part)
     for name in ("claims.json", "checks.json", "report.html"):
         (run.path / name).unlink()
-    run.set_status("incomplete", note="interrupted")
+    run.set_status("interrupted")
     assert main(["report", run.run_id, "--out", str(tmp_path)]) == 1
     html = (run.path / "report.html").read_text()
     assert "This run is incomplete" in html and "not measured" in html
     assert html.count("<svg") == 2  # the training curves, from the metric history
-    assert not (run.path / "claims.json").exists() and run.status()["status"] == "incomplete"
+    assert not (run.path / "claims.json").exists() and run.status()["status"] == "interrupted"
     assert main(["report", "no-such-run", "--out", str(tmp_path)]) == 2
 
 

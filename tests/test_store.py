@@ -38,7 +38,7 @@ def test_list_and_find_runs(tmp_path):
     b.set_status("complete")
     runs = list_runs(tmp_path)
     assert runs.run_id.tolist() == [a.run_id, b.run_id]
-    assert runs.status.tolist() == ["incomplete", "complete"]
+    assert runs.state.tolist() == ["interrupted", "complete"]  # nobody holds a's lock
     assert runs.claims.tolist() == ["-", "1/1"]
     assert find_run("20260101-000001", tmp_path) == b.path
     assert find_run(str(a.path), tmp_path) == a.path
@@ -64,7 +64,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_config_and_status_files(tmp_path):
     run = RunDir.create(tmp_path, "demo", {"task": {"d": 3}})
     assert json.loads((run.path / "config.json").read_text()) == {"task": {"d": 3}}
-    assert run.status()["status"] == "incomplete"
+    assert run.status()["status"] == "running"
     with pytest.raises(FileExistsError):
         RunDir.create(tmp_path, "demo", {}, run_id=run.run_id)
 

@@ -1,11 +1,26 @@
 """Console helpers: a rich progress bar for training, and the claims table."""
 
 import contextlib
+import datetime
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+
+def log_line(description: str, step: int, total: int, loss: float, rate: float,
+             now: "datetime.datetime | None" = None) -> str:
+    """A progress line for logs and pipes: time, step, loss, steps/s (compilation
+    excluded: ``Trainer`` compiles before it starts the clock) and the time left at that
+    rate."""
+    now = now or datetime.datetime.now()
+    left = (total - step) / rate if rate > 0 else float("inf")
+    eta = "?" if left == float("inf") else (
+        f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m" if left >= 3600
+        else f"{int(left // 60)}m{int(left % 60):02d}s")
+    return (f"{now:%H:%M:%S}  {description}: step {step}/{total}  loss {loss:.4g}  "
+            f"{rate:.0f} steps/s  ETA {eta}")
 
 
 @contextlib.contextmanager
@@ -28,8 +43,8 @@ def training_progress_group(console: Console
             def update(step: int, total: int, loss: float, rate: float) -> None:
                 progress.update(task, completed=step, loss=f"{loss:.4g}", rate=f"{rate:.0f}")
                 if not console.is_terminal:
-                    console.print(f"  {description}: step {step}/{total}  loss {loss:.4g}  "
-                                  f"{rate:.0f} steps/s")
+                    console.print(log_line(description, step, total, loss, rate),
+                                  highlight=False)
 
             return update
 
@@ -60,8 +75,10 @@ def claims_table(claims: list[dict], title: str = "Claims") -> Table:
     for column in ("id", "claim", "measured", "criterion", "paper", "reference", "result"):
         table.add_column(column, justify="right" if column == "measured" else "left",
                          no_wrap=column not in ("claim", "paper", "reference"))
+    from iclab.framework._spec import measured_text
+
     for c in claims:
-        measured = "nan" if c["measured"] is None else f"{c['measured']:.5g}"
+        measured = measured_text(c)
         if c.get("interval"):
             measured += f" [{c['interval'][0]:.3g}, {c['interval'][1]:.3g}]"
         result = "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]"

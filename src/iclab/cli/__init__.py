@@ -1,3 +1,3 @@
-"""The ``iclab`` command line: list, run, runs, show."""
+"""The ``iclab`` command line: list, config, run, report, runs, show."""
 
 from iclab.cli._main import main as main

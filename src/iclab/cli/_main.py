@@ -1,20 +1,21 @@
-"""``iclab list | run | report | runs | show`` (tyro subcommands).
+"""``iclab list | config | run | report | runs | show`` (tyro subcommands).
 
 Exit codes of ``iclab run``: 0 when the run completes and every claim passes, 1
-when it completes with a failing claim or check (or fails), 2 on bad input, 130 when
-interrupted (the run folder stays "incomplete" and can be resumed). ``iclab report``
-exits the same way for the claims it re-evaluates (1 for an incomplete run).
+when it completes with a failing claim or check (or fails: state "failed", the error
+recorded), 2 on bad input (nothing written) or a damaged or busy run folder, 130 when
+interrupted (state "interrupted"; ``--resume`` continues it). ``iclab report`` exits the
+same way for the claims it re-evaluates (1 for an unfinished run).
 """
 
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from iclab._errors import ConfigError
@@ -27,7 +28,10 @@ class ListCmd:
 
 @dataclass(frozen=True)
 class RunCmd:
-    """Run a recipe (or resume an interrupted run) and check its claims."""
+    """Run a recipe (or resume an interrupted run) and check its claims.
+
+    Every config key, with its type, default and meaning: ``iclab config RECIPE [--quick]``.
+    """
 
     recipe: tyro.conf.Positional[str | None] = None
     """recipe name (see ``iclab list``); omit with --resume."""
@@ -41,6 +45,9 @@ class RunCmd:
     """root folder of the run folders."""
     resume: str | None = None
     """run id or run folder of an interrupted run to continue."""
+    dry_run: bool = False
+    """check the config, the store root and the memory needed, print the jobs, write
+    nothing."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,44 @@ class ShowCmd:
     """root folder of the run folders."""
 
 
+@dataclass(frozen=True)
+class ConfigCmd:
+    """Print every config key of a recipe: type, value in the mode, and what it means."""
+
+    recipe: tyro.conf.Positional[str]
+    """recipe name (see ``iclab list``)."""
+    quick: bool = False
+    """the quick mode's values (default: the full mode's)."""
+
+
+def cmd_config(cmd: ConfigCmd, console: Console) -> int:
+    from iclab.config import describe
+    from iclab.framework import get_recipe
+
+    try:
+        recipe = get_recipe(cmd.recipe)
+    except ConfigError as err:
+        return _fail(console, str(err))
+    mode = "quick" if cmd.quick else "full"
+    config = recipe.quick() if cmd.quick else recipe.full()
+    table = Table(title=f"{recipe.name} ({mode}): iclab run {recipe.name}"
+                        f"{' --quick' if cmd.quick else ''} --set KEY=VALUE")
+    for column in ("key", "type", mode, "meaning"):
+        table.add_column(column, overflow="fold")
+    for key, kind, value, doc in describe(config):
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        table.add_row(key, escape(kind), escape(shown), escape(doc))
+    console.print(table)
+    console.print("Settings that depend on others (0 = set by the recipe) are filled in after "
+                  "--set; `iclab run ... --dry-run` checks a config without writing anything.",
+                  highlight=False)
+    return 0
+
+
 def _fail(console: Console, message: str) -> int:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, exit code 2."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                               soft_wrap=True)
     return 2
 
 
@@ -112,78 +155,150 @@ def _exit_code(claims: list[dict], checks: list[dict]) -> int:
     return 0 if all(c["passed"] for c in claims + checks) else 1
 
 
-def cmd_run(cmd: RunCmd, console: Console) -> int:
+def _resume(cmd: "RunCmd"):
+    """The run folder, recipe, config and mode of ``--resume``; ConfigError when the run
+    is missing, damaged, or its config can no longer be rebuilt."""
+    from iclab.store import DamagedRun, RunDir, check_run, find_run
+
+    if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick:
+        raise ConfigError("--resume", cmd.resume,
+                          "--resume alone: the run's own config is reused")
+    try:
+        run = RunDir(check_run(find_run(cmd.resume, cmd.out)))
+    except (FileNotFoundError, DamagedRun) as err:
+        raise ConfigError("--resume", cmd.resume, "", message=str(err)) from None
+    return (run, *_rebuild(run, "resumed"))
+
+
+def _rebuild(run, purpose: str):
+    """(recipe, config, mode) from a run folder's config.json; ConfigError when it names
+    no known recipe or does not rebuild a valid config of this iclab."""
+    from iclab.config import from_dict, validate
+    from iclab.framework import get_recipe
+
+    saved = run.config()
+    try:
+        recipe = get_recipe(saved.get("recipe"))
+        config = validate(from_dict(recipe.config_type, saved.get("config")))
+    except ConfigError as err:
+        raise ConfigError("run", str(run.path), "", message=(
+            f"run {run.path} cannot be {purpose}: its config.json does not rebuild a "
+            f"config of this iclab ({err})")) from None
+    return recipe, config, saved.get("mode", "?")
+
+
+def _failed(run, err: BaseException) -> int:
+    """Say in two lines that the run failed (``execute`` recorded state "failed", the
+    error and ``traceback.txt``)."""
+    from iclab.framework._run import one_line
+
+    err_console = Console(stderr=True)
+    err_console.print(f"[red]run failed:[/red] {escape(one_line(err))}", highlight=False,
+                      soft_wrap=True)
+    err_console.print(f"traceback: {run.path / 'traceback.txt'}", highlight=False,
+                      soft_wrap=True)
+    return 1
+
+
+def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
     import jax
 
     # Claims compare float32 computations at ~1e-5: no TF32 / bf16 matmul passes on GPUs.
     jax.config.update("jax_default_matmul_precision", "highest")
-    from iclab.config import from_dict, to_dict
-    from iclab.framework import execute, get_recipe, make_config
-    from iclab.store import RunDir, find_run
+    from iclab.config import to_dict
+    from iclab.engine import default_workers
+    from iclab.framework import execute, prepare
+    from iclab.framework._preflight import check_environment, check_memory
+    from iclab.framework._run import build_jobs, provenance
+    from iclab.store import RunBusy, RunDir
 
     try:
         if cmd.resume is not None:
-            if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick:
-                raise ConfigError("--resume", cmd.resume,
-                                  "--resume alone: the run's own config is reused")
-            try:
-                run = RunDir(find_run(cmd.resume, cmd.out))
-            except FileNotFoundError as err:
-                raise ConfigError("--resume", cmd.resume, str(err)) from None
-            saved = run.config()
-            recipe = get_recipe(saved["recipe"])
-            config = from_dict(recipe.config_type, saved["config"])
-            mode = saved["mode"]
-            if run.status()["status"] == "complete":
+            run, recipe, config, mode = _resume(cmd)
+            if run.status().get("status") == "complete":
                 console.print(f"run {run.run_id} is already complete")
                 _summary(console, recipe.name, mode, run.claims(), run.checks())
                 return _exit_code(run.claims(), run.checks())
-            console.print(f"resuming {run.path} {_resume_point(run.checkpoint_steps())}")
+            if run.busy() is not None:
+                raise RunBusy(run.busy())
+            check_environment()
+            jobs = build_jobs(recipe, config)
+            check_memory(jobs, workers=recipe.workers or default_workers())
         else:
             if cmd.recipe is None:
                 from iclab.framework import recipes
 
                 raise ConfigError("recipe", None, ", ".join(recipes()))
-            recipe, config, mode = make_config(cmd.recipe, cmd.quick, cmd.seeds, cmd.set)
+            recipe, config, mode, jobs = prepare(cmd.recipe, cmd.quick, cmd.seeds, cmd.set,
+                                                 out=cmd.out)
+            if cmd.dry_run:
+                _plan(console, recipe, config, mode, jobs)
+                return 0
             run = RunDir.create(cmd.out, recipe.name,
-                                {"recipe": recipe.name, "mode": mode, "config": to_dict(config)})
-            console.print(f"run folder: {run.path}")
+                                {"recipe": recipe.name, "mode": mode,
+                                 "overrides": list(cmd.set), "seeds": cmd.seeds,
+                                 "config": to_dict(config)},
+                                provenance=provenance(["iclab", *argv]))
     except ConfigError as err:
         return _fail(console, str(err))
+    except RunBusy as err:
+        return _fail(console, str(err))
 
+    if cmd.resume is not None:
+        console.print(f"resuming {run.path} {_resume_point(run.checkpoint_steps())}")
+    else:
+        console.print(f"run folder: {run.path}")
     try:
-        claims, checks = execute(recipe, config, run, console=console)
+        claims, checks = execute(recipe, config, run, console=console, jobs=jobs)
+    except RunBusy as err:
+        return _fail(console, str(err))
     except KeyboardInterrupt:
-        run.set_status("incomplete", note="interrupted")
         console.print(f"\ninterrupted: finished metrics are kept; continue with "
                       f"[bold]iclab run --resume {run.path}[/bold]")
         return 130
-    except Exception as err:  # noqa: BLE001 - recorded in the run folder, then reported
-        run.set_status("incomplete", error=f"{type(err).__name__}: {err}")
-        traceback.print_exc()
-        return 1
+    except Exception as err:  # noqa: BLE001 - recorded in the run folder (state "failed")
+        return _failed(run, err)
     _summary(console, recipe.name, mode, claims, checks)
     console.print(f"report: {run.path / 'report.html'}")
     return _exit_code(claims, checks)
 
 
+def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
+    """``--dry-run``: the jobs, their shapes' memory at the least, and nothing written."""
+    from iclab.engine import available_memory, footprint
+
+    table = Table(title=f"{recipe.name} ({mode}): {len(jobs)} job(s), nothing written")
+    for column in ("job", "steps", "batch", "seeds", "memory at least"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        try:
+            need = f"{footprint(job.problem, job.optim, job.train).total / 1e9:.3g} GB"
+        except Exception:  # noqa: BLE001 - not traceable abstractly
+            need = "?"
+        table.add_row(job.tag or "(model)", str(job.train.steps), str(job.train.batch_size),
+                      str(job.train.seeds), need)
+    console.print(table)
+    available = available_memory()
+    if available is not None:
+        console.print(f"available memory: {available / 1e9:.3g} GB")
+
+
 def cmd_report(cmd: ReportCmd, console: Console) -> int:
     from iclab.framework import render
-    from iclab.store import RunDir, find_run
+    from iclab.store import DamagedRun, RunDir, check_run, find_run
 
     try:
-        run = RunDir(find_run(cmd.run, cmd.out))
-        if not (run.path / "config.json").exists():
-            raise FileNotFoundError(f"{run.path} has no config.json")
+        run = RunDir(check_run(find_run(cmd.run, cmd.out)))
         if run.status().get("status") == "complete" and not (run.path / "tables").is_dir():
             raise FileNotFoundError(f"{run.path} is a complete run without tables/ (written "
                                     "before the recipe framework v2): its report.html is kept")
-    except FileNotFoundError as err:
+        _rebuild(run, "reported")
+    except (FileNotFoundError, DamagedRun, ConfigError) as err:
         return _fail(console, str(err))
     claims, checks = render(run)
     mode = run.config().get("mode", "?")
     _summary(console, run.config().get("recipe", "?"), mode, claims, checks)
-    complete = all(c["error"] is None for c in claims + checks)
+    complete = all(c["status"] != "not measured" for c in claims + checks)
     if not complete:
         console.print(f"run {run.run_id} is incomplete: claims not measured yet")
     console.print(f"report: {run.path / 'report.html'}")
@@ -191,18 +306,41 @@ def cmd_report(cmd: ReportCmd, console: Console) -> int:
 
 
 def cmd_runs(cmd: RunsCmd, console: Console) -> int:
-    from iclab.store import list_runs
+    import warnings
 
-    runs = list_runs(cmd.out)
+    from iclab.store import DamagedRunWarning, list_runs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedRunWarning)
+        runs = list_runs(cmd.out)
+    err = Console(stderr=True)
+    for warning in caught:
+        if issubclass(warning.category, DamagedRunWarning):
+            err.print(f"[yellow]warning:[/yellow] {escape(str(warning.message))}",
+                      highlight=False, soft_wrap=True)
     if runs.empty:
         console.print(f"no runs under {cmd.out}/")
         return 0
     table = Table(title=f"runs under {cmd.out}/")
-    for column in runs.columns:
-        table.add_column(column)
-    for row in runs.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
+    widest = int(runs.run_id.str.len().max())
+    for column in ("recipe", "run id", "state", "mode", "overrides", "claims", "started",
+                   "duration"):
+        keep = column in ("run id", "state", "mode", "claims", "duration")
+        table.add_column(column, overflow="fold", no_wrap=keep,
+                         min_width=widest if column == "run id" else None)
+    colour = {"complete": "green", "running": "cyan", "interrupted": "yellow",
+              "failed": "red", "damaged": "red"}
+    for row in runs.to_dict("records"):
+        started = str(row["started"]).replace("T", " ")[:16]
+        cells = [escape(str(row[c])) for c in ("recipe", "run_id", "state", "mode",
+                                                "overrides", "claims")]
+        cells[2] = f"[{colour.get(row['state'], 'white')}]{cells[2]}[/]"
+        table.add_row(*cells, escape(started), escape(str(row["duration"])))
     console.print(table)
+    for row in runs.to_dict("records"):
+        if row["state"] == "failed" and row["problem"]:
+            console.print(f"failed {row['run_id']}: {escape(str(row['problem']))}",
+                          highlight=False, soft_wrap=True)
     return 0
 
 
@@ -210,15 +348,19 @@ def cmd_show(cmd: ShowCmd, console: Console) -> int:
     import json
 
     from iclab._console import claims_table
-    from iclab.store import RunDir, find_run
+    from iclab.store import DamagedRun, RunDir, check_run, find_run, state
 
     try:
-        run = RunDir(find_run(cmd.run, cmd.out))
-    except FileNotFoundError as err:
+        run = RunDir(check_run(find_run(cmd.run, cmd.out)))
+    except (FileNotFoundError, DamagedRun) as err:
         return _fail(console, str(err))
     status = run.status()
-    console.print(f"[bold]{status.get('recipe')}[/bold] run {run.run_id}: {status['status']} "
-                  f"({run.path})")
+    console.print(f"[bold]{escape(str(status.get('recipe')))}[/bold] run {run.run_id}: "
+                  f"{state(run.path, status)} ({escape(str(run.path))})")
+    if status.get("error"):
+        console.print(f"error: {escape(str(status['error']))}", highlight=False)
+    if run.provenance():
+        console.print(json.dumps(run.provenance(), indent=2), highlight=False)
     console.print(json.dumps(run.config(), indent=2))
     metrics = run.metrics()
     if not metrics.empty:
@@ -255,14 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:  # logs and pipes: wide enough for the claims table
         console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {"list": ListCmd, "run": RunCmd, "report": ReportCmd, "runs": RunsCmd,
-         "show": ShowCmd},
+        {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "report": ReportCmd,
+         "runs": RunsCmd, "show": ShowCmd},
         prog="iclab", args=argv,
         description="iclab: reproduce claims about how transformers learn, on a laptop CPU.")
     if isinstance(cmd, ListCmd):
         return cmd_list(console)
+    if isinstance(cmd, ConfigCmd):
+        return cmd_config(cmd, console)
     if isinstance(cmd, RunCmd):
-        return cmd_run(cmd, console)
+        return cmd_run(cmd, console, argv)
     if isinstance(cmd, ReportCmd):
         return cmd_report(cmd, console)
     if isinstance(cmd, RunsCmd):

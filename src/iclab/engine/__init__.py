@@ -3,6 +3,9 @@
 from iclab.engine._concurrent import FitJob as FitJob
 from iclab.engine._concurrent import default_workers as default_workers
 from iclab.engine._concurrent import fit_concurrently as fit_concurrently
+from iclab.engine._memory import Footprint as Footprint
+from iclab.engine._memory import available_memory as available_memory
+from iclab.engine._memory import footprint as footprint
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
 from iclab.engine._problems import MaskedPrompts as MaskedPrompts

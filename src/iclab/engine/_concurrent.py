@@ -84,6 +84,12 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
 
     cancelled = threading.Event()
 
+    def log(message: str) -> None:
+        if console is not None:
+            from rich.markup import escape
+
+            console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+
     def fit(job: FitJob, add_bar) -> TrainState:
         progress = None
         if add_bar is not None:
@@ -97,7 +103,7 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
             return cancelled.is_set() or (job.stop is not None and job.stop(step, metrics))
 
         return job.trainer.fit(job.eval_data, run=run, progress=progress, tag=job.tag,
-                               stop=stop)
+                               stop=stop, log=log)
 
     def fit_all(add_bar) -> list[TrainState]:
         if workers == 1 or len(jobs) == 1:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import optax
 
-from iclab._errors import check_choice, check_nonnegative, check_positive
+from iclab._errors import check_choice, check_in_range, check_nonnegative, check_positive
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -38,11 +38,7 @@ class OptimConfig:
         check_choice("optim.name", self.name, OPTIMIZERS)
         check_positive("optim.lr", self.lr)
         for key in ("b1", "b2"):
-            value = getattr(self, key)
-            if not 0 <= value < 1:
-                from iclab._errors import ConfigError
-
-                raise ConfigError(f"optim.{key}", value, "a number in [0, 1)")
+            check_in_range(f"optim.{key}", getattr(self, key), 0, 1)
         check_nonnegative("optim.weight_decay", self.weight_decay)
         check_nonnegative("optim.clip_norm", self.clip_norm)
         check_choice("optim.schedule", self.schedule, SCHEDULES)

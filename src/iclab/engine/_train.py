@@ -83,6 +83,38 @@ class TrainState(eqx.Module):
     data_key: Array
 
 
+def _finite_per_seed(params: Any, seeds: int) -> np.ndarray:
+    """(seeds,) bool: every floating leaf of the stacked parameters is finite."""
+    ok = np.ones(seeds, bool)
+    for leaf in jax.tree.leaves(params):
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact):
+            ok &= np.asarray(jnp.isfinite(leaf).reshape(seeds, -1).all(axis=1))
+    return ok
+
+
+def _divergences(losses: np.ndarray, metrics: dict[str, np.ndarray], start: int,
+                 known: set) -> dict[int, int]:
+    """Seeds (not in ``known``) that became non-finite in a chunk from step ``start``:
+    seed → (step, what): the step of the first non-finite training loss (the loss at scan
+    index i is that of step ``start + i``), or the chunk's end when only an evaluation
+    metric is non-finite."""
+    found = {}
+    seeds = losses.shape[0]
+    for s in range(seeds):
+        if s in known:
+            continue
+        bad = np.flatnonzero(~np.isfinite(losses[s]))
+        if bad.size:
+            found[s] = (start + int(bad[0]), "training loss")
+            continue
+        for name, v in metrics.items():
+            if np.size(v) % seeds == 0 and not np.all(
+                    np.isfinite(np.asarray(v, float).reshape(seeds, -1)[s])):
+                found[s] = (start + losses.shape[1], f"evaluation metric {name}")
+                break
+    return found
+
+
 class Trainer:
     """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
 
@@ -91,6 +123,9 @@ class Trainer:
         self.optimizer = make_optimizer(optim, train.steps)
         _, self.static = eqx.partition(problem.init_model(jax.random.key(0)), eqx.is_array)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
+        self._compiled: dict[int, Any] = {}
+        self.compile_seconds = 0.0
+        """Seconds spent compiling chunk programs (kept out of the steps/s figure)."""
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
         self._init = jax.jit(jax.vmap(self._init_one))
         self._history: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
@@ -148,14 +183,25 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------
     def chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
-        """``length`` steps for every seed; returns the new state and losses (seeds, length)."""
-        return self._chunk(state, length)
+        """``length`` steps for every seed; returns the new state and losses (seeds, length).
+
+        The program for each chunk length is compiled ahead of time once (its time is
+        added to ``compile_seconds``), so a timed chunk measures training alone."""
+        return self._program(state, length)(state)
+
+    def _program(self, state: TrainState, length: int):
+        if length not in self._compiled:
+            start = time.perf_counter()
+            self._compiled[length] = self._chunk.lower(state, length).compile()
+            self.compile_seconds += time.perf_counter() - start
+        return self._compiled[length]
 
     def evaluate(self, state: TrainState, eval_data: Any) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
 
     def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None,
-            tag: str = "", stop: Callable[[int, dict], bool] | None = None) -> TrainState:
+            tag: str = "", stop: Callable[[int, dict], bool] | None = None,
+            log: Callable[[str], None] | None = None) -> TrainState:
         """Train to ``train.steps``, evaluating and checkpointing every ``eval_every`` steps.
 
         Returns the final state; the metric history (train loss and every evaluation) is
@@ -172,24 +218,40 @@ class Trainer:
             stop: optional early-stopping rule ``(step, metrics) -> bool`` checked after
                 every evaluation (and on resume, on the restored state, so a resumed run
                 stops where the uninterrupted one did).
+            log: optional callback for one-line messages (a seed's divergence).
+
+        Divergence is an outcome, not an error: the first step at which a seed's training
+        loss (or an evaluation metric) is NaN or ±inf is recorded once, as the metric
+        ``diverged_step`` (value: that step) at the evaluation that saw it, and logged;
+        the seed trains on (its numbers stay NaN) so that every seed has the same steps.
         """
         state = self.init() if state is None else state
         ckpt = f"checkpoint-{tag}" if tag else "checkpoint"
         if run is not None and run.checkpoint_step(ckpt) is not None:
             state = run.load_checkpoint(state, ckpt)
         step = int(state.step[0])
+        # a resumed seed whose parameters are already non-finite diverged (and was
+        # recorded) before the checkpoint
+        diverged = set(np.flatnonzero(~_finite_per_seed(state.params, self.train.seeds)))
         metrics = self.evaluate(state, eval_data) if (step == 0 or stop is not None) else {}
         if step == 0:
             self._record(run, 0, metrics, None, tag)
         while step < self.train.steps and not (stop is not None and stop(step, metrics)):
             length = min(self.train.eval_every, self.train.steps - step)
+            program = self._program(state, length)  # compiled before the clock starts
             start = time.perf_counter()
-            state, losses = self.chunk(state, length)
+            state, losses = program(state)
             losses = np.asarray(losses)  # the one host sync per chunk
             rate = length / (time.perf_counter() - start)
-            step += length
             metrics = self.evaluate(state, eval_data)
-            self._record(run, step, metrics, losses.mean(axis=1), tag)
+            new = _divergences(losses, metrics, step, diverged)
+            step += length
+            self._record(run, step, metrics, losses.mean(axis=1), tag, new)
+            for s, (at, what) in new.items():
+                diverged.add(s)
+                if log is not None:
+                    log(f"{tag or 'model'}: seed {self.train.seed + s} diverged at step {at} "
+                        f"(non-finite {what})")
             if run is not None:
                 run.save_checkpoint(state, step, ckpt)
             if progress is not None:
@@ -197,7 +259,8 @@ class Trainer:
         return state
 
     def _record(self, run, step: int, metrics: dict[str, np.ndarray],
-                train_loss: np.ndarray | None, tag: str) -> None:
+                train_loss: np.ndarray | None, tag: str,
+                diverged: dict[int, tuple[int, str]] | None = None) -> None:
         if train_loss is not None:
             metrics = {"train_loss": train_loss, **metrics}
         if tag:
@@ -208,6 +271,9 @@ class Trainer:
         for name, values in metrics.items():
             for s, v in enumerate(np.asarray(values).reshape(-1)):
                 rows.add(step, self.train.seed + s, name, float(v))
+        for s, (at, _) in (diverged or {}).items():
+            rows.add(step, self.train.seed + s, f"{tag}/diverged_step" if tag else
+                     "diverged_step", float(at))
         for key, column in rows.columns.items():
             self._history[key].extend(column)
         if run is not None:

@@ -19,6 +19,7 @@ from iclab.framework._run import accepts_model as accepts_model
 from iclab.framework._run import execute as execute
 from iclab.framework._run import machine as machine
 from iclab.framework._run import make_config as make_config
+from iclab.framework._run import prepare as prepare
 from iclab.framework._run import run as run
 from iclab.framework._spec import Claim as Claim
 from iclab.framework._spec import Figure as Figure

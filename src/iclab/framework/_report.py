@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from iclab.framework._spec import Claim, MissingTable, Results, evaluate
+from iclab.framework._spec import Claim, MissingTable, Results, evaluate, measured_text
 
 TABLES = "tables"
 
@@ -134,6 +134,37 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def divergences(metrics: pd.DataFrame) -> list[dict]:
+    """Every seed that diverged: [{job, seed, step}] from the ``diverged_step`` metric
+    rows (``"{tag}/diverged_step"`` for a job with a tag), in job and seed order."""
+    if metrics is None or metrics.empty:
+        return []
+    rows = metrics[metrics.metric.str.endswith("diverged_step")]
+    out = [{"job": m.rsplit("/", 1)[0] if "/" in m else "", "seed": int(seed),
+            "step": int(value)}
+           for m, seed, value in zip(rows.metric, rows.seed, rows.value, strict=True)]
+    return sorted(out, key=lambda r: (r["job"], r["seed"]))
+
+
+def _provenance_line(record: dict, status: dict) -> str:
+    """iclab version and commit, the library versions, device, start and end."""
+    if not record:
+        return ""
+    commit = str(record.get("commit") or "")
+    parts = [f"iclab {record.get('iclab')}"
+             + (f" (commit {commit[:12]}{' +dirty' if commit.endswith('+dirty') else ''})"
+                if commit else "")]
+    parts += [f"{p} {record[p]}" for p in ("python", "jax", "jaxlib", "equinox", "optax")
+              if record.get(p)]
+    if record.get("device"):
+        parts.append(record["device"])
+    if status.get("started"):
+        parts.append(f"started {status['started']}")
+    if status.get("finished"):  # set before the first render: a re-render is identical
+        parts.append(f"finished {status['finished']}")
+    return " · ".join(parts)
+
+
 def render(run, recipe=None) -> tuple[list[dict], list[dict]]:
     """Evaluate the claims and checks of a run folder and write its report.
 
@@ -150,12 +181,13 @@ def render(run, recipe=None) -> tuple[list[dict], list[dict]]:
     recipe, results = load_results(run, recipe)
     claims = evaluate_rows(recipe.spec("claims", results.config), results)
     checks = evaluate_rows(recipe.spec("checks", results.config), results)
-    measured = all(row["error"] is None for row in claims + checks)
+    measured = all(row["status"] != "not measured" for row in claims + checks)
     if measured:
         run.write_claims(claims)
         run.write_json("checks.json", checks)
     figures, skipped = _draw_figures(recipe, results, run.path / "figures")
     status = run.status()
+    diverged = divergences(results.metrics)
     template = resources.files("iclab.report").joinpath("templates/report.html.j2").read_text()
     env = jinja2.Environment(autoescape=jinja2.select_autoescape(default=True))
     html = env.from_string(template).render(
@@ -165,8 +197,11 @@ def render(run, recipe=None) -> tuple[list[dict], list[dict]]:
         n_passed=sum(c["passed"] for c in claims),
         n_checks_passed=sum(c["passed"] for c in checks), complete=measured,
         figures=figures, skipped=skipped, sections=_sections(recipe, results), fmt=_fmt,
+        measured_text=lambda c: measured_text(c) + (" (diverged)" if diverged and
+                                                    c.get("status") == "non-finite" else ""),
         timestamp=status.get("finished") or status.get("started", ""),
         machine=status.get("machine") or f"{platform.machine()} · {platform.python_version()}",
+        provenance=_provenance_line(run.provenance(), status), diverged=diverged,
         config_json=json.dumps(run.config(), indent=2))
     run.write_text("report.html", html)
     return claims, checks

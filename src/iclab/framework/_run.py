@@ -20,10 +20,66 @@ def machine() -> str:
             f"({jax.default_backend()})")
 
 
+def _git_commit() -> str | None:
+    """The commit of the checkout iclab is imported from (with "+dirty" when it has
+    uncommitted changes), or None outside a git checkout."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    """What produced a run: iclab's version and git commit, the versions of Python, JAX,
+    jaxlib, Equinox and Optax, the device, the host and the command line."""
+    import socket
+    import sys
+    from importlib import metadata
+
+    import jax
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    device = jax.devices()[0]
+    return {"iclab": version("iclab"), "commit": _git_commit(),
+            "python": platform.python_version(),
+            **{p: version(p) for p in ("jax", "jaxlib", "equinox", "optax")},
+            "device": f"{device.platform}: {getattr(device, 'device_kind', device)} "
+                      f"× {jax.device_count()}",
+            "machine": machine(), "host": socket.gethostname(),
+            "command": list(sys.argv if argv is None else argv)}
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: first line of the message`` (at most 500 characters)."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+
+
 def execute(recipe: Recipe, config: Any, run, console=None,
-            model: Callable | None = None) -> tuple[list[dict], list[dict]]:
+            model: Callable | None = None, jobs: list | None = None
+            ) -> tuple[list[dict], list[dict]]:
     """Train the recipe's jobs (resuming each from its checkpoint in ``run``), write the
     measured tables, evaluate the spec and render the report; mark the run complete.
+
+    The run's lock is held throughout (``RunDir.hold``: a second writer gets
+    ``RunBusy``). The run's state records the outcome: "complete"; "interrupted" on
+    Ctrl-C; "failed" with the error (and ``traceback.txt``) on any other exception, which
+    is then raised again.
 
     Args:
         recipe: the recipe.
@@ -32,23 +88,91 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         console: a rich Console for progress bars, or None.
         model: optional factory replacing the recipe's default model (see the recipe's
             docstring for the keywords it is called with).
+        jobs: the recipe's jobs for this config, when ``prepare`` built them already.
 
     Returns:
         The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``).
     """
-    jobs = recipe.experiment(config) if model is None else recipe.experiment(config,
-                                                                              model=model)
+    import traceback
+
+    with run.hold():
+        if run.status().get("status") != "running":
+            run.set_status("running", resumed=_dt.datetime.now().isoformat(timespec="seconds"))
+        try:
+            return _execute(recipe, config, run, console, model, jobs)
+        except KeyboardInterrupt:
+            run.set_status("interrupted")
+            raise
+        except Exception as err:
+            run.write_text("traceback.txt", traceback.format_exc())
+            run.set_status("failed", error=one_line(err))
+            raise
+
+
+def _execute(recipe, config, run, console, model, jobs):
+    if jobs is None:
+        jobs = build_jobs(recipe, config, model)
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
     if console is not None:
         console.print("measuring …")
     write_tables(run, recipe.measure(config, trained))
-    run.set_status("incomplete", finished=_dt.datetime.now().isoformat(timespec="seconds"),
+    run.set_status("running", finished=_dt.datetime.now().isoformat(timespec="seconds"),
                    machine=machine())
     claims, checks = render(run, recipe)
     run.set_status("complete", claims_passed=sum(c["passed"] for c in claims),
                    claims_total=len(claims), checks_passed=sum(c["passed"] for c in checks),
                    checks_total=len(checks))
     return claims, checks
+
+
+def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None) -> list:
+    """The recipe's jobs for ``config`` (its evaluation data built); an allocation failure
+    while building them is a ``ConfigError`` (the config is too large for this machine)."""
+    from iclab._errors import ConfigError
+    from iclab.framework._preflight import memory_error
+
+    try:
+        return list(recipe.experiment(config) if model is None
+                    else recipe.experiment(config, model=model))
+    except Exception as err:
+        if not memory_error(err):
+            raise
+        import re
+
+        from iclab.engine import available_memory
+
+        asked = re.search(r"allocating (\d+) bytes", str(err))
+        what = f"an allocation of {int(asked.group(1)) / 1e9:.3g} GB" if asked else "memory"
+        free = available_memory()
+        has = f"; the device has {free / 1e9:.3g} GB available" if free else ""
+        raise ConfigError("memory", None, "", message=(
+            f"too large for this machine: building {recipe.name}'s jobs (evaluation data, "
+            f"baselines) failed on {what}{has}")) from None
+
+
+def prepare(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
+            overrides: tuple[str, ...] | list[str] = (), out: str | None = None,
+            model: Callable | None = None):
+    """Everything checked before a run folder is created: the config (types, ranges,
+    finiteness, the recipe's own rules), the store root ``out``, the environment, and the
+    jobs' memory footprint against what the device has available.
+
+    Returns:
+        ``(recipe, config, mode, jobs)``.
+
+    Raises:
+        ConfigError: the first problem found (nothing has been written).
+    """
+    from iclab.engine import default_workers
+    from iclab.framework._preflight import check_environment, check_memory, check_store_root
+
+    recipe, config, mode = make_config(name, quick, seeds, overrides)
+    if out is not None:
+        check_store_root(out)
+    check_environment()
+    jobs = build_jobs(recipe, config, model)
+    check_memory(jobs, overrides, workers=recipe.workers or default_workers())
+    return recipe, config, mode, jobs
 
 
 def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
@@ -58,7 +182,7 @@ def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = N
     import dataclasses
 
     from iclab._errors import check_positive_int
-    from iclab.config import apply_overrides
+    from iclab.config import apply_overrides, validate
     from iclab.framework._recipe import get_recipe
 
     recipe = name if isinstance(name, Recipe) else get_recipe(name)
@@ -72,7 +196,7 @@ def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = N
     if recipe.resolve is not None:
         set_keys = frozenset(item.split("=", 1)[0].strip() for item in overrides)
         config = recipe.resolve(config, mode, set_keys)
-    return recipe, config, mode
+    return recipe, validate(config), mode
 
 
 def accepts_model(recipe: Recipe) -> bool:
@@ -106,17 +230,22 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
     from iclab.config import to_dict
     from iclab.store import RunDir, load_run
 
-    recipe, config, mode = make_config(name, quick, seeds, tuple(set))
-    if model is not None and not accepts_model(recipe):
-        from iclab.framework._recipe import recipes
+    recipe = name if isinstance(name, Recipe) else None
+    if model is not None:
+        from iclab.framework._recipe import get_recipe, recipes
 
-        takes = ", ".join(n for n, r in recipes().items() if accepts_model(r))
-        raise ConfigError("model", getattr(model, "__qualname__", model),
-                          f"a recipe that takes a model factory ({takes}); "
-                          f"{recipe.name} trains several kinds of model")
+        recipe = recipe or get_recipe(name)
+        if not accepts_model(recipe):
+            takes = ", ".join(n for n, r in recipes().items() if accepts_model(r))
+            raise ConfigError("model", getattr(model, "__qualname__", model),
+                              f"a recipe that takes a model factory ({takes}); "
+                              f"{recipe.name} trains several kinds of model")
+    recipe, config, mode, jobs = prepare(name, quick, seeds, tuple(set), out, model)
     folder = RunDir.create(out, recipe.name, {"recipe": recipe.name, "mode": mode,
+                                              "overrides": list(set), "seeds": seeds,
                                               "config": to_dict(config),
                                               "model": None if model is None else
-                                              getattr(model, "__qualname__", repr(model))})
-    execute(recipe, config, folder, console=console, model=model)
+                                              getattr(model, "__qualname__", repr(model))},
+                           provenance=provenance())
+    execute(recipe, config, folder, console=console, model=model, jobs=jobs)
     return load_run(folder.path)

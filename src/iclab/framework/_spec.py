@@ -196,13 +196,41 @@ class Outcome:
     fragile: bool = False
     error: str | None = None
     note: str = ""
+    status: str = ""
+    """"pass", "fail", "non-finite" (measured NaN or ±inf: it fails), "error" (the value
+    could not be computed from the tables, e.g. all seeds diverged) or "not measured"
+    (a table is missing: the run stopped before its measurement)."""
+    nonfinite: str | None = None
+    """"nan", "inf" or "-inf" when the measured statistic is not finite (``measured`` is
+    then None: claims.json is strict JSON)."""
+
+    def __post_init__(self):
+        if not self.status:
+            self.status = ("not measured" if self.error else "non-finite" if self.nonfinite
+                           else "pass" if self.passed else "fail")
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
 
+def measured_text(row: dict) -> str:
+    """A claims.json row's measured value as text: the number, "nan" / "inf" / "-inf"
+    for a non-finite statistic, "not measured" or "error"."""
+    if row.get("measured") is not None:
+        return f"{row['measured']:.5g}"
+    status = row.get("status", "")
+    if status in ("not measured", "error"):
+        return status
+    return row.get("nonfinite") or "nan"
+
+
 def _finite_or_none(x: float) -> float | None:
-    return None if (x is None or math.isnan(x)) else float(x)
+    return None if (x is None or not math.isfinite(x)) else float(x)
+
+
+def _nonfinite(x: float) -> str | None:
+    return None if math.isfinite(x) else "nan" if math.isnan(x) else \
+        ("inf" if x > 0 else "-inf")
 
 
 def evaluate(row: Claim, results: Results) -> Outcome:
@@ -217,6 +245,9 @@ def evaluate(row: Claim, results: Results) -> Outcome:
     except MissingTable as err:
         return Outcome(measured=None, passed=False, error=f"not measured (no table {err})",
                        **base)
+    except Exception as err:  # noqa: BLE001 - e.g. a statistic of all-NaN (diverged) values
+        return Outcome(measured=None, passed=False, status="error",
+                       error=f"could not be evaluated ({type(err).__name__}: {err})", **base)
     per_seed, interval, fragile = None, None, False
     if np.ndim(raw) == 0:
         measured = float(raw)
@@ -230,9 +261,10 @@ def evaluate(row: Claim, results: Results) -> Outcome:
             measured = float(row.transform(measured))
     if per_seed is None and row.transform is not None:
         measured = float(row.transform(measured))
-    passed = (not math.isnan(measured)) and OPS[row.op](measured, row.threshold)
+    passed = math.isfinite(measured) and OPS[row.op](measured, row.threshold)
     if interval is not None:
         sides = {OPS[row.op](interval[0], row.threshold), OPS[row.op](interval[1], row.threshold)}
         fragile = len(sides) == 2
+    per_seed = None if per_seed is None else [_finite_or_none(v) for v in per_seed]
     return Outcome(measured=_finite_or_none(measured), passed=bool(passed), per_seed=per_seed,
-                   interval=interval, fragile=fragile, **base)
+                   interval=interval, fragile=fragile, nonfinite=_nonfinite(measured), **base)

@@ -199,6 +199,17 @@ class OODConfig:
 
 @dataclass(frozen=True)
 class FunctionClassesConfig:
+    """Args:
+        task: the function class and its prompt length.
+        model: the GPT (Garg et al.'s standard: width 256, 12 layers, 8 heads).
+        optim: Adam, lr 1e-4 (the paper's).
+        train: steps, batch (64) and evaluation interval.
+        eval: the in-distribution evaluation prompts and baselines.
+        ood: the out-of-distribution prompts.
+        network_baseline: train the class's own 2-layer network baseline (relu_net).
+        curriculum: the dimension / points curriculum.
+    """
+
     task: FunctionClassTask = field(default_factory=lambda: FunctionClassTask(
         kind="linear", d=20, n_context=40))
     model: GPTConfig = field(default_factory=lambda: GPTConfig(width=256, layers=12, heads=8))

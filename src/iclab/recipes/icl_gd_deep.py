@@ -135,6 +135,15 @@ class IclGdDeepConfig:
 
     ``model.layers`` is ignored: each depth K in ``depths`` is trained separately,
     with init scale 0.002/K and the reference's optimizer rule for K.
+
+    Args:
+        depths: the depths K compared (one model each).
+        task: the regression task.
+        model: the LSA block (``layers`` ignored).
+        optim: the optimiser (the reference's rule for K is applied per depth).
+        train: steps, batch and seeds.
+        gdpp: the GD++ baseline's fit.
+        eval: the evaluation tasks.
     """
 
     depths: tuple[int, ...] = (2, 3, 4, 5)

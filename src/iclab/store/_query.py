@@ -7,21 +7,31 @@ from pathlib import Path
 
 import pandas as pd
 
+from iclab.store._health import diagnose, run_folders, state, warn_damaged
 
-def _run_folders(roots: list[Path]) -> list[Path]:
-    found = []
-    for root in roots:
-        if (root / "status.json").exists():
-            found.append(root)
+
+class DamagedRun(ValueError):
+    """A run folder that cannot be read; the message names it and what is wrong."""
+
+
+def _healthy(roots: tuple) -> list[Path]:
+    """The readable run folders under ``roots``; each damaged one is skipped with a
+    ``DamagedRunWarning`` naming it and what is wrong."""
+    healthy = []
+    for run in run_folders([Path(r) for r in roots]):
+        problem = diagnose(run)
+        if problem is None:
+            healthy.append(run)
         else:
-            found += [p.parent for p in sorted(root.glob("*/*/status.json"))]
-    return found
+            warn_damaged(run, problem)
+    return healthy
 
 
 def load_metrics(*roots: str | os.PathLike) -> pd.DataFrame:
     """Metric rows of every run under ``roots`` (run folders or store roots) as pandas.
 
-    Columns: recipe, run_id, step, seed, metric, value.
+    Columns: recipe, run_id, step, seed, metric, value. A damaged run folder (see
+    ``diagnose``) is skipped with a ``DamagedRunWarning``.
 
     Examples:
         >>> df = load_metrics("runs")  # doctest: +SKIP
@@ -30,7 +40,7 @@ def load_metrics(*roots: str | os.PathLike) -> pd.DataFrame:
     import duckdb
 
     frames = []
-    for run in _run_folders([Path(r) for r in roots]):
+    for run in _healthy(roots):
         parts = sorted((run / "metrics").glob("*.parquet"))
         if not parts:
             continue
@@ -46,46 +56,98 @@ def load_metrics(*roots: str | os.PathLike) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
-    """One row per run under ``root``: recipe, run_id, status, started, claims passed/total, path.
+def _duration(started: str | None, ended: str | None, running: bool) -> str:
+    import datetime as dt
 
-    The run table is built with DuckDB's JSON reader over every ``status.json``.
+    try:
+        start = dt.datetime.fromisoformat(started)
+        end = dt.datetime.now() if running or not ended else dt.datetime.fromisoformat(ended)
+    except (TypeError, ValueError):
+        return "-"
+    seconds = max(0, int((end - start).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s")
+
+
+RUN_COLUMNS = ["recipe", "run_id", "state", "mode", "overrides", "claims", "started",
+               "duration", "problem", "path"]
+
+
+def _run_row(run: Path) -> dict:
+    row = dict.fromkeys(RUN_COLUMNS, "-")
+    row.update(recipe=run.parent.name, run_id=run.name, path=str(run), problem="")
+    problem = diagnose(run)
+    if problem is not None:
+        warn_damaged(run, problem)
+        return {**row, "state": "damaged", "problem": problem}
+    status = json.loads((run / "status.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    row["state"] = state(run, status)
+    row["recipe"] = str(status.get("recipe") or config.get("recipe") or run.parent.name)
+    row["mode"] = str(config.get("mode", "-"))
+    row["overrides"] = " ".join(config.get("overrides") or []) or "-"
+    if (run / "claims.json").exists():
+        items = json.loads((run / "claims.json").read_text())
+        row["claims"] = f"{sum(bool(c['passed']) for c in items)}/{len(items)}"
+    row["started"] = str(status.get("started", "-"))
+    row["duration"] = _duration(status.get("started"), status.get("ended"),
+                                row["state"] == "running")
+    if row["state"] == "failed":
+        row["problem"] = str(status.get("error", ""))
+    return row
+
+
+def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
+    """One row per run folder under ``root`` (in run-id order: ids begin with the start
+    time), damaged ones included.
+
+    Columns: recipe, run_id, state (running, interrupted, failed, complete, damaged),
+    mode, overrides, claims (passed/total), started, duration, problem (what is damaged,
+    or a failed run's error), path. A damaged folder also raises a ``DamagedRunWarning``.
+    """
+    rows = [_run_row(run) for run in run_folders([Path(root)])]
+    if not rows:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return frame.sort_values("run_id", ignore_index=True)  # ids sort by start time
+
+
+def query(sql: str, *roots: str | os.PathLike) -> pd.DataFrame:
+    """Run DuckDB SQL over the store: the views ``metrics`` (recipe, run_id, step, seed,
+    metric, value; every readable run) and ``runs`` (``list_runs``' columns).
+
+    Example:
+        >>> query("SELECT recipe, count(*) FROM runs GROUP BY recipe", "runs")  # doctest: +SKIP
     """
     import duckdb
 
-    runs = _run_folders([Path(root)])
-    columns = ["recipe", "run_id", "status", "started", "claims", "path"]
-    if not runs:
-        return pd.DataFrame(columns=columns)
-    status = duckdb.execute(
-        "SELECT recipe, run_id, status, CAST(started AS VARCHAR) AS started, filename "
-        "FROM read_json(?, filename = true, union_by_name = true, format = 'auto')",
-        [[str(r / "status.json") for r in runs]]).df()
-    claims = []
-    for path in status["filename"]:
-        claim_file = Path(path).parent / "claims.json"
-        if claim_file.exists():
-            items = json.loads(claim_file.read_text())
-            claims.append(f"{sum(c['passed'] for c in items)}/{len(items)}")
-        else:
-            claims.append("-")
-    status["claims"] = claims
-    status["path"] = [str(Path(p).parent) for p in status.pop("filename")]
-    return status.sort_values("started", ignore_index=True)[columns]
+    roots = roots or ("runs",)
+    con = duckdb.connect()
+    con.register("runs", pd.concat([list_runs(r) for r in roots], ignore_index=True))
+    con.register("metrics", load_metrics(*roots))
+    return con.execute(sql).df()
 
 
 def find_run(run: str | os.PathLike, root: str | os.PathLike = "runs") -> Path:
     """Resolve RUN: a run folder path, or a run id (or unique prefix) under ``root``."""
     path = Path(run)
-    if (path / "status.json").exists():
+    if run_folders([path]) == [path]:
         return path
-    matches = [p for p in _run_folders([Path(root)]) if p.name.startswith(str(run))]
+    matches = [p for p in run_folders([Path(root)]) if p.name.startswith(str(run))]
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise FileNotFoundError(f"no run '{run}': not a run folder, and no run id under {root}/")
     raise FileNotFoundError(f"run id '{run}' is ambiguous: "
                             + ", ".join(m.name for m in matches))
+
+
+def check_run(path: Path) -> Path:
+    """``path`` if its run folder is readable; else ``DamagedRun`` naming what is wrong."""
+    problem = diagnose(path)
+    if problem is not None:
+        raise DamagedRun(f"run {path} is damaged: {problem}")
+    return path
 
 
 @dataclass(frozen=True)
@@ -104,11 +166,14 @@ class LoadedRun:
 def load_run(run: str | os.PathLike, root: str | os.PathLike = "runs") -> LoadedRun:
     """Load one run (a folder, or a run id / unique prefix under ``root``) as pandas.
 
+    Raises:
+        FileNotFoundError: no such run; DamagedRun: the folder cannot be read.
+
     Examples:
         >>> run = load_run("runs/icl-gd/20261201-101500-ab12")  # doctest: +SKIP
         >>> run.tables["seeds"], run.claims[["id", "measured", "passed"]]  # doctest: +SKIP
     """
-    path = find_run(run, root)
+    path = check_run(find_run(run, root))
 
     def read_json(name, default):
         file = path / name

@@ -1,9 +1,13 @@
-"""One run folder: config, status, metric parts, checkpoint, claims."""
+"""One run folder: config, status, metric parts, checkpoint, claims; and the lock held by
+the process writing it."""
 
+import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import secrets
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,8 +57,37 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, so that it is
+    strict JSON (``json.dumps`` would write the non-standard ``NaN`` / ``Infinity``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # numpy scalars
+        return strict_json(obj.item())
+    return obj
+
+
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False)
+    _atomic_write_bytes(path, (text + "\n").encode())
+
+
+STATES = ("running", "interrupted", "failed", "complete")
+"""What ``status.json`` says of a run. A "running" run whose lock no process holds was
+killed and is listed as interrupted; "incomplete" (written before these states) reads as
+interrupted too."""
+
+
+class RunBusy(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
 
 
 class RunDir:
@@ -65,17 +98,86 @@ class RunDir:
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | os.PathLike, recipe: str, config: dict, run_id: str | None = None
-               ) -> "RunDir":
+    def create(cls, root: str | os.PathLike, recipe: str, config: dict, run_id: str | None = None,
+               provenance: dict | None = None) -> "RunDir":
+        """A new run folder in state "running" (``hold`` it while writing).
+
+        Args:
+            root: the store root.
+            recipe: the recipe's name (the folder under ``root``).
+            config: written as ``config.json``.
+            run_id: default ``new_run_id()``.
+            provenance: written as ``provenance.json`` (versions, command line, device).
+        """
         run_id = run_id or new_run_id()
         run = cls(Path(root) / recipe / run_id)
         run.path.mkdir(parents=True, exist_ok=False)
         (run.path / "metrics").mkdir()
         (run.path / "figures").mkdir()
         _atomic_write_json(run.path / "config.json", config)
-        run.set_status("incomplete", recipe=recipe, run_id=run_id,
-                       started=_dt.datetime.now().isoformat(timespec="seconds"))
+        if provenance is not None:
+            _atomic_write_json(run.path / "provenance.json", provenance)
+        run.set_status("running", recipe=recipe, run_id=run_id, started=_now())
         return run
+
+    # -- the writer's lock -------------------------------------------------------
+    @contextlib.contextmanager
+    def hold(self):
+        """Hold the run's lock (``lock``: an ``flock`` on a file in the folder) while
+        writing it. The kernel drops the lock when the process dies, so a lock left by a
+        killed process is simply taken over.
+
+        Raises:
+            RunBusy: a live process holds it (the message names its pid, host and start).
+        """
+        import fcntl
+
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunBusy(self.busy() or f"run {self.run_id} is being written") from None
+            record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": _now()}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record, 0)
+            yield self
+        finally:
+            os.close(fd)  # releases the flock
+
+    def busy(self) -> str | None:
+        """"run … is being written by pid P on H (since T)" when a live process holds the
+        lock, else None."""
+        holder = self.lock_holder()
+        if holder is None:
+            return None
+        return (f"run {self.run_id} is being written by pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')} (since {holder.get('since', '?')})")
+
+    def lock_holder(self) -> dict | None:
+        """Who holds the lock ({pid, host, since}), or None when no live process does."""
+        import fcntl
+
+        path = self.path / "lock"
+        if not path.exists():
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    return json.loads(path.read_text() or "{}")
+                except (OSError, ValueError):
+                    return {}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     @property
     def run_id(self) -> str:
@@ -85,9 +187,26 @@ class RunDir:
         return json.loads((self.path / "status.json").read_text())
 
     def set_status(self, status: str, **extra: Any) -> None:
-        current = self.status() if (self.path / "status.json").exists() else {}
+        """Set ``status.json``'s state (one of ``STATES``) and any extra fields; a final
+        state ("interrupted", "failed", "complete") also records ``ended``."""
+        if status not in STATES:
+            raise ValueError(f"run status {status!r} is not one of {STATES}")
+        try:
+            current = self.status()
+            current = current if isinstance(current, dict) else {}
+        except (OSError, ValueError):
+            current = {}
+        if status != "running":
+            extra.setdefault("ended", _now())
+        else:
+            current.pop("ended", None)
+            current.pop("error", None)
         current.update(extra, status=status)
         _atomic_write_json(self.path / "status.json", current)
+
+    def provenance(self) -> dict:
+        path = self.path / "provenance.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def config(self) -> dict:
         return json.loads((self.path / "config.json").read_text())

@@ -226,6 +226,14 @@ class CurriculumConfig:
     coordinates of x are zeroed (so only the active part of w matters) and points beyond
     the active count are left out of the loss — with a causal model the same as
     truncating the prompt. ``enabled`` = False trains on the full task from step 0.
+
+    Args:
+        enabled: use the curriculum (False: the full task from step 0).
+        dims_start: active input dimensions at step 0.
+        dims_inc: dimensions added every ``interval`` steps (up to ``task.d``).
+        points_start: prompt points at step 0.
+        points_inc: points added every ``interval`` steps (up to N + 1).
+        interval: steps between increments.
     """
 
     enabled: bool = False

@@ -136,6 +136,17 @@ class BurstyClassificationTask(VmappedTask):
     weights; "icl" (in-context) — fresh class means not seen in training and labels
     re-assigned at random within the sequence (two classes, N/2 exemplars each), so the
     label can only be read off the context.
+
+    Args:
+        classes: K, the number of classes.
+        dim: D, the item dimension.
+        labels: L, the number of labels (classes share labels when K > L).
+        n_pairs: N, item–label pairs in the context.
+        burstiness: B, copies of each class in a bursty context.
+        zipf: α of the Zipf law over classes (0 = uniform).
+        within_class_noise: ε, the spread of items around their class mean.
+        p_bursty: probability that a training sequence is bursty.
+        class_seed: key of the class means and labels (fixed for a run).
     """
 
     classes: int = 128
