@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ def _no_run_folders(root) -> bool:
     (["run", "icl-gd", "--quick", "--set", "train.batch_size=100000000"],
      "too large for this machine"),
     (["run", "icl-gd", "--quick", "--set", "task.d=100000"], "too large for this machine"),
+    (["run", "function-classes", "--quick", "--set", "model.width=1000000"],
+     "too large for this machine"),
     (["run", "icl-gd", "--quick", "--set", "task.d="], "task.d"),
     (["run", "icl-gd", "--quick", "--set", "model.softmax=maybe"], "model.softmax"),
 ])
@@ -298,6 +301,30 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_pa
     assert list_runs(tmp_path).state.tolist() == ["interrupted"]  # "running", nobody holds it
     with run.hold():
         assert run.lock_holder()["pid"] == os.getpid()
+
+
+def test_ctrl_c_leaves_an_interrupted_run(tmp_path):
+    import signal
+
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "iclab.cli", "run", "icl-gd", "--quick",
+                             "--set", "eval.tasks=500", "--set", "eval.ood_tasks=50",
+                             "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        ckpt = list(out.glob("icl-gd/*/checkpoint.json"))
+        if ckpt and json.loads(ckpt[0].read_text() or '{"step": 0}')["step"] >= 200:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()
+    (run,) = list(out.glob("icl-gd/*"))
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and "ended" in status
+    assert list_runs(out).state.tolist() == ["interrupted"]
+    assert not (run / "claims.json").exists()
 
 
 @dataclass(frozen=True)

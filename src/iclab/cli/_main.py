@@ -30,7 +30,7 @@ class ListCmd:
 class RunCmd:
     """Run a recipe (or resume an interrupted run) and check its claims.
 
-    Every config key, with its type, default and meaning: ``iclab config RECIPE [--quick]``.
+    Every config key, with its type, default and meaning: iclab config RECIPE [--quick].
     """
 
     recipe: tyro.conf.Positional[str | None] = None
@@ -40,7 +40,8 @@ class RunCmd:
     seeds: int | None = None
     """number of seeds trained together (one vmapped program)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
-    """override a config value, KEY=VALUE with a dotted key (repeatable), e.g. task.d=5."""
+    """override a config value, KEY=VALUE with a dotted key (repeatable), e.g. task.d=5;
+    the keys: iclab config RECIPE."""
     out: Path = Path("runs")
     """root folder of the run folders."""
     resume: str | None = None
@@ -266,13 +267,14 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
 def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
     """``--dry-run``: the jobs, their shapes' memory at the least, and nothing written."""
     from iclab.engine import available_memory, footprint
+    from iclab.engine._memory import size
 
     table = Table(title=f"{recipe.name} ({mode}): {len(jobs)} job(s), nothing written")
     for column in ("job", "steps", "batch", "seeds", "memory at least"):
         table.add_column(column, overflow="fold")
     for job in jobs:
         try:
-            need = f"{footprint(job.problem, job.optim, job.train).total / 1e9:.3g} GB"
+            need = size(footprint(job.problem, job.optim, job.train).total)
         except Exception:  # noqa: BLE001 - not traceable abstractly
             need = "?"
         table.add_row(job.tag or "(model)", str(job.train.steps), str(job.train.batch_size),
@@ -280,7 +282,7 @@ def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
     console.print(table)
     available = available_memory()
     if available is not None:
-        console.print(f"available memory: {available / 1e9:.3g} GB")
+        console.print(f"available memory: {size(available)}")
 
 
 def cmd_report(cmd: ReportCmd, console: Console) -> int:

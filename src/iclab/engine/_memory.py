@@ -29,6 +29,14 @@ def tree_bytes(tree) -> int:
     return total
 
 
+def size(n: float) -> str:
+    """Bytes as text in the largest unit that keeps the number ≥ 1: "3.2 kB", "44 GB"."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} B"
+
+
 @dataclass(frozen=True)
 class Footprint:
     """Bytes of one training program, per seed and in all (``seeds`` seeds).
@@ -51,9 +59,8 @@ class Footprint:
         return self.seeds * (3 * self.params + self.opt_state + self.batch)
 
     def describe(self) -> str:
-        gb = lambda b: f"{b / 1e9:.3g} GB"
-        return (f"{self.seeds} seed(s) × (3 × parameters {gb(self.params)} + optimiser "
-                f"state {gb(self.opt_state)} + batch {gb(self.batch)})")
+        return (f"{self.seeds} seed(s) × (3 × parameters {size(self.params)} + optimiser "
+                f"state {size(self.opt_state)} + batch {size(self.batch)})")
 
 
 def footprint(problem, optim, train) -> Footprint:
@@ -80,11 +87,11 @@ def footprint(problem, optim, train) -> Footprint:
     from iclab.engine._optim import make_optimizer
 
     key = jax.random.key(0)
-    model = jax.eval_shape(problem.init_model, key)
+    model = eqx.filter_eval_shape(problem.init_model, key)  # models may hold functions
     params = eqx.filter(model, lambda x: isinstance(x, jax.ShapeDtypeStruct))
     opt_state = jax.eval_shape(make_optimizer(optim, train.steps).init, params)
     sample = problem.sample_batch
-    batch = jax.eval_shape(lambda k: sample(k, train.batch_size), key)
+    batch = eqx.filter_eval_shape(lambda k: sample(k, train.batch_size), key)
     return Footprint(params=tree_bytes(params), opt_state=tree_bytes(opt_state),
                      batch=tree_bytes(batch), seeds=train.seeds)
 

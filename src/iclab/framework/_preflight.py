@@ -66,6 +66,7 @@ def check_memory(jobs: Sequence, overrides: Sequence[str] = (), workers: int = 1
             and the overrides given (the usual cause).
     """
     from iclab.engine import available_memory, footprint
+    from iclab.engine._memory import size
 
     available = available_memory()
     if available is None or not jobs:
@@ -86,9 +87,9 @@ def check_memory(jobs: Sequence, overrides: Sequence[str] = (), workers: int = 1
     given = f"; set here: {' '.join(overrides)}" if overrides else ""
     concurrent = f" ({len(together)} jobs at once)" if len(together) > 1 else ""
     raise ConfigError("memory", need, f"<= {available} bytes", message=(
-        f"too large for this machine: {name} needs at least {need / 1e9:.3g} GB "
-        f"[{fp.describe()}]{concurrent}, the device has {available / 1e9:.3g} GB "
-        f"available{given}"))
+        f"too large for this machine: {name} needs at least {size(need)} "
+        f"[{fp.describe()}]{concurrent}, the device has {size(available)} available"
+        f"{given}"))
 
 
 def memory_error(err: BaseException) -> bool:

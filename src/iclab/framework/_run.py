@@ -140,11 +140,12 @@ def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None) -> li
         import re
 
         from iclab.engine import available_memory
+        from iclab.engine._memory import size
 
         asked = re.search(r"allocating (\d+) bytes", str(err))
-        what = f"an allocation of {int(asked.group(1)) / 1e9:.3g} GB" if asked else "memory"
+        what = f"an allocation of {size(int(asked.group(1)))}" if asked else "memory"
         free = available_memory()
-        has = f"; the device has {free / 1e9:.3g} GB available" if free else ""
+        has = f"; the device has {size(free)} available" if free else ""
         raise ConfigError("memory", None, "", message=(
             f"too large for this machine: building {recipe.name}'s jobs (evaluation data, "
             f"baselines) failed on {what}{has}")) from None
