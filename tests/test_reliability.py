@@ -292,8 +292,9 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_pa
         with pytest.raises(RunBusy, match=f"pid {holder.pid}"):
             with run.hold():
                 pass
-        assert main(["run", "--resume", str(run.path)]) == 2
-        assert f"being written by pid {holder.pid}" in _one_error_line(capsys)
+        for argv in (["run", "--resume", str(run.path)], ["report", str(run.path)]):
+            assert main(argv) == 2
+            assert f"being written by pid {holder.pid}" in _one_error_line(capsys)
     finally:
         holder.kill()  # like kill -9: the kernel drops its lock
         holder.wait()

@@ -56,8 +56,11 @@ def list_runs(root="runs"):
 def rebuild_report(run, root="runs", recipe=None):
     """Re-evaluate the claims and re-render the report of a run folder (no training);
     returns the evaluated (claims, checks). ``recipe``: for a recipe defined outside
-    ``iclab.recipes``."""
+    ``iclab.recipes``. Raises ``iclab.store.DamagedRun`` for an unreadable folder and
+    ``iclab.store.RunBusy`` while another process writes it."""
     from iclab.framework import render
-    from iclab.store import RunDir, find_run
+    from iclab.store import RunDir, check_run, find_run
 
-    return render(RunDir(find_run(run, root)), recipe)
+    folder = RunDir(check_run(find_run(run, root)))
+    with folder.hold():
+        return render(folder, recipe)

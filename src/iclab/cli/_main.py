@@ -287,7 +287,7 @@ def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
 
 def cmd_report(cmd: ReportCmd, console: Console) -> int:
     from iclab.framework import render
-    from iclab.store import DamagedRun, RunDir, check_run, find_run
+    from iclab.store import DamagedRun, RunBusy, RunDir, check_run, find_run
 
     try:
         run = RunDir(check_run(find_run(cmd.run, cmd.out)))
@@ -297,7 +297,11 @@ def cmd_report(cmd: ReportCmd, console: Console) -> int:
         _rebuild(run, "reported")
     except (FileNotFoundError, DamagedRun, ConfigError) as err:
         return _fail(console, str(err))
-    claims, checks = render(run)
+    try:
+        with run.hold():  # report.html and claims.json are written: one writer at a time
+            claims, checks = render(run)
+    except RunBusy as err:
+        return _fail(console, str(err))
     mode = run.config().get("mode", "?")
     _summary(console, run.config().get("recipe", "?"), mode, claims, checks)
     complete = all(c["status"] != "not measured" for c in claims + checks)
