@@ -210,7 +210,7 @@ DAMAGE = {
     "claims.json not a list": lambda r: (r.path / "claims.json").write_text('{"a": 1}'),
     "claims.json rows without passed": lambda r: (r.path / "claims.json").write_text(
         '[{"id": "a"}]'),
-    "claims.json with NaN written by an old version": lambda r: (
+    "claims.json truncated mid-write": lambda r: (
         r.path / "claims.json").write_text('[{"id": "a", "passed": false, "measured": NaN'),
     "checks.json garbage": lambda r: (r.path / "checks.json").write_text("nope"),
     "metrics part truncated": lambda r: _truncate(next((r.path / "metrics").glob("*"))),
