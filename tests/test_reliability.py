@@ -305,13 +305,17 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_pa
 
 
 def test_ctrl_c_leaves_an_interrupted_run(tmp_path):
+    """SIGINT mid-training: exit 130, state "interrupted", no claims. The run is long
+    (100,000 steps) so that it cannot finish on its own before the signal, however slow
+    the machine."""
     import signal
 
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "iclab.cli", "run", "icl-gd", "--quick",
                              "--set", "eval.tasks=500", "--set", "eval.ood_tasks=50",
-                             "--out", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
+                             "--set", "train.steps=100000", "--seeds", "1",
+                             "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "JAX_PLATFORMS": "cpu"})
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -320,7 +324,8 @@ def test_ctrl_c_leaves_an_interrupted_run(tmp_path):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, proc.stderr.read()
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
     (run,) = list(out.glob("icl-gd/*"))
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and "ended" in status
