@@ -191,13 +191,19 @@ def _exact_hessian(loss, params):
     return np.asarray(jax.hessian(lambda z: loss(unravel(z)))(flat))
 
 
+def _float64_hessian(seed):
+    """(loss, float64 params, exact Hessian, the Hessian matvec, flat params); call under
+    ``jax.enable_x64(True)``."""
+    _, loss, params, _, _ = _mlp_problem(seed=seed)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    matvec, flat = hessian_operator(loss, params)
+    return loss, params, _exact_hessian(loss, params), matvec, flat
+
+
 def test_sharpness_by_power_iteration_and_lanczos_matches_the_exact_hessian():
     with jax.enable_x64(True):
-        _, loss, params, _, _ = _mlp_problem()
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        h = _exact_hessian(loss, params)
+        loss, params, h, matvec, flat = _float64_hessian(0)
         exact = np.linalg.eigvalsh(h)
-        matvec, flat = hessian_operator(loss, params)
         np.testing.assert_allclose(matvec(jnp.ones_like(flat)), h @ np.ones(h.shape[0]),
                                    rtol=1e-10)
         v0 = jax.random.normal(jax.random.key(9), flat.shape, flat.dtype)
@@ -213,16 +219,13 @@ def test_sharpness_by_power_iteration_and_lanczos_matches_the_exact_hessian():
         d = np.asarray(ravel_pytree(diagonal)[0])
         scaled = np.sqrt(d)[:, None] * h * np.sqrt(d)[None]
         pre, _ = hessian_operator(loss, params, diagonal=diagonal)
-        np.testing.assert_allclose(jax.jit(lambda v: lanczos_eigenvalues(pre, v, h.shape[0]))(v0),
-                                   np.linalg.eigvalsh(scaled), atol=1e-8)
+        pre_ritz = jax.jit(lambda v: lanczos_eigenvalues(pre, v, h.shape[0]))(v0)
+        np.testing.assert_allclose(pre_ritz, np.linalg.eigvalsh(scaled), atol=1e-8)
 
 
 def test_hutchinson_trace_is_unbiased_within_its_analytic_spread():
     with jax.enable_x64(True):
-        _, loss, params, _, _ = _mlp_problem(seed=1)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        h = _exact_hessian(loss, params)
-        matvec, flat = hessian_operator(loss, params)
+        _, _, h, matvec, flat = _float64_hessian(1)
         samples = 2000
         estimate = float(jax.jit(lambda k: hutchinson_trace(matvec, flat, k, samples))(
             jax.random.key(3)))
@@ -232,10 +235,7 @@ def test_hutchinson_trace_is_unbiased_within_its_analytic_spread():
 
 def test_slq_quadrature_is_exact_for_low_degree_moments():
     with jax.enable_x64(True):
-        _, loss, params, _, _ = _mlp_problem(seed=2)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        h = _exact_hessian(loss, params)
-        matvec, flat = hessian_operator(loss, params)
+        _, _, h, matvec, flat = _float64_hessian(2)
         key = jax.random.key(5)
         nodes, weights = jax.jit(lambda k: spectral_density(matvec, flat, k, 10, 3))(key)
         probes = np.asarray(jax.random.rademacher(key, (3,) + flat.shape, flat.dtype))
@@ -252,9 +252,7 @@ def test_slq_quadrature_is_exact_for_low_degree_moments():
 
 def test_directional_curvature_from_three_forward_passes():
     with jax.enable_x64(True):
-        _, loss, params, _, _ = _mlp_problem(seed=3)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        h = _exact_hessian(loss, params)
+        loss, params, h, _, _ = _float64_hessian(3)
         direction = jax.grad(loss)(params)
         u = np.asarray(ravel_pytree(direction)[0])
         exact = u @ h @ u / (u @ u)
