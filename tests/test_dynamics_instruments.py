@@ -342,3 +342,76 @@ def test_line_profile_of_a_quadratic_is_exact():
         best = theta - out["s_star"] * g
         np.testing.assert_allclose(out["ratio"], loss(best, (a_mat, b_vec)) /
                                    loss(theta, (a_mat, b_vec)), rtol=1e-8)
+
+
+# -- probes along a run (train.probes) ---------------------------------------------------
+def test_probes_are_logged_along_a_run_and_match_direct_computation(tmp_path):
+    import equinox as eqx
+
+    from helpers import TASK, eval_batch, small_problem
+    from iclab.engine import OptimConfig, ProbeConfig, TrainConfig, Trainer
+    from iclab.store import RunDir
+
+    probes = ProbeConfig(every=20, batch_size=64, sharpness=200, spectra=True)
+    train = TrainConfig(steps=60, batch_size=64, eval_every=20, seeds=2, probes=probes)
+    trainer = Trainer(small_problem(), OptimConfig(lr=1e-2), train)
+    run = RunDir.create(tmp_path, "demo", {})
+    state = trainer.fit(eval_batch(), run=run)
+    rows = run.metrics()
+    assert sorted(rows[rows.metric == "probe/loss"].step.unique()) == [0, 20, 40, 60]
+    assert rows[rows.metric.str.endswith("/stable_rank")].metric.nunique() > 0
+
+    batch = TASK.sample_batch(jax.random.key(probes.seed), probes.batch_size)
+    for s, model in enumerate(trainer.models(state)):
+        final = rows[(rows.step == 60) & (rows.seed == s)].set_index("metric").value
+        np.testing.assert_allclose(final["probe/loss"],
+                                   trainer.problem.loss(model, batch), rtol=1e-5)
+        params, static = eqx.partition(model, eqx.is_array)
+        h = _exact_hessian(lambda p, st=static: trainer.problem.loss(eqx.combine(p, st), batch),
+                           params)
+        eig = np.linalg.eigvalsh(h)
+        np.testing.assert_allclose(final["probe/sharpness"], eig[np.argmax(np.abs(eig))],
+                                   rtol=1e-3)
+    again = Trainer(small_problem(), OptimConfig(lr=1e-2), train)
+    again.fit(eval_batch())
+    a = trainer.history.sort_values(["metric", "seed", "step"], ignore_index=True)
+    b = again.history.sort_values(["metric", "seed", "step"], ignore_index=True)
+    assert a.equals(b)  # deterministic (a fixed start vector, a fixed probe batch)
+
+
+def test_entropy_probe_reads_attention_through_the_interface():
+    from iclab.engine import OptimConfig, ProbeConfig, Problem, TrainConfig, Trainer
+    from iclab.models import CausalTransformer, CausalTransformerConfig
+
+    config = CausalTransformerConfig.attention_only(layers=2, heads=2, dim=16, key_size=8,
+                                                    init_std=0.5).resolve(5, 5)
+    sample = lambda key, b: jax.nn.one_hot(jax.random.randint(key, (b, 6), 0, 5), 5)
+    problem = Problem(init_model=lambda key: CausalTransformer(config, key=key),
+                      sample_batch=sample,
+                      loss=lambda m, x: jnp.mean(jax.vmap(m)(x) ** 2),
+                      evaluate=lambda m, data: {}, inputs=lambda x: x)
+    train = TrainConfig(steps=10, batch_size=8, eval_every=10, seeds=1,
+                        probes=ProbeConfig(every=10, batch_size=16, norms=False))
+    trainer = Trainer(problem, OptimConfig(lr=1e-3), train)
+    state = trainer.fit(None)
+    model = trainer.models(state)[0]
+    batch = sample(jax.random.key(train.probes.seed), 16)
+    raw, normalised = attention_entropy(jax.vmap(model.attention_patterns)(batch).mean(0))
+    last = trainer.history[trainer.history.step == 10].set_index("metric").value
+    for layer in range(2):
+        for head in range(2):
+            np.testing.assert_allclose(last[f"probe/entropy/L{layer}H{head}"],
+                                       raw[layer, head], rtol=1e-5)
+            np.testing.assert_allclose(last[f"probe/entropy_norm/L{layer}H{head}"],
+                                       normalised[layer, head], rtol=1e-5)
+    assert not any("/norm" in m and "entropy" not in m for m in last.index)  # norms off
+
+
+def test_probe_interval_must_be_a_multiple_of_the_evaluation_interval():
+    from iclab._errors import ConfigError
+    from iclab.framework import make_config
+
+    with pytest.raises(ConfigError, match="train.probes.every"):
+        make_config("icl-gd", True, None, ["train.probes.every=150"])
+    assert make_config("icl-gd", True, None, ["train.probes.every=300"])[1].train.probes.every \
+        == 300

@@ -8,6 +8,8 @@ from iclab.engine._memory import available_memory as available_memory
 from iclab.engine._memory import footprint as footprint
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
+from iclab.engine._probes import ProbeConfig as ProbeConfig
+from iclab.engine._probes import probe_metrics as probe_metrics
 from iclab.engine._problems import MaskedPrompts as MaskedPrompts
 from iclab.engine._problems import dynamics_problem as dynamics_problem
 from iclab.engine._problems import prompt_loss as prompt_loss

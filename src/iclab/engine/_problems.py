@@ -33,6 +33,7 @@ def regression_problem(task: LinearRegressionTask, init_model: Callable,
     if evaluate is None:
         evaluate = lambda model, batch: {"test_loss": regression_loss(model, batch)}
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=regression_loss,
+                   inputs=jax.vmap(to_tokens),
                    evaluate=evaluate)
 
 
@@ -106,4 +107,4 @@ def prompt_problem(task, init_model: Callable, curriculum=None) -> Problem:
 
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=prompt_loss,
                    evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)},
-                   sample_scheduled=sample_scheduled)
+                   sample_scheduled=sample_scheduled, inputs=jax.vmap(to_interleaved_tokens))

@@ -13,7 +13,7 @@ chunking, and a resumed run repeats an uninterrupted one.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import equinox as eqx
@@ -25,6 +25,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from iclab._errors import check_nonnegative, check_positive_int
 from iclab.engine._optim import OptimConfig, make_optimizer
+from iclab.engine._probes import ProbeConfig, probe_metrics
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrainConfig:
         eval_every: steps between evaluations (and checkpoints); the scan chunk length.
         seeds: number of seeds trained together (one vmapped program).
         seed: first seed; seed s of the run uses ``seed + s``.
+        probes: training-dynamics instruments logged every ``probes.every`` steps
+            (``iclab.engine.ProbeConfig``; off by default).
     """
 
     steps: int = 5000
@@ -44,11 +47,17 @@ class TrainConfig:
     eval_every: int = 100
     seeds: int = 1
     seed: int = 0
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "seeds"):
             check_positive_int(f"train.{key}", getattr(self, key))
         check_nonnegative("train.seed", self.seed)
+        if self.probes.every % self.eval_every:
+            from iclab._errors import ConfigError
+
+            raise ConfigError("train.probes.every", self.probes.every,
+                              f"0 or a multiple of train.eval_every ({self.eval_every})")
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Problem:
         sample_scheduled: optional (key, batch_size, step) → training batch, used instead of
             ``sample_batch`` for training (curricula); ``step`` is the traced step counter,
             so a schedule survives chunking and resume.
+        inputs: optional batch → the model's input sequences (B, T, D), for the probes
+            that run the model on its own inputs (attention entropy).
     """
 
     init_model: Callable[[PRNGKeyArray], eqx.Module]
@@ -72,6 +83,7 @@ class Problem:
     loss: Callable[[eqx.Module, Any], Array]
     evaluate: Callable[[eqx.Module, Any], dict[str, Array]]
     sample_scheduled: Callable[[PRNGKeyArray, int, Array], Any] | None = None
+    inputs: Callable[[Any], Array] | None = None
 
 
 class TrainState(eqx.Module):
@@ -129,6 +141,8 @@ class Trainer:
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
         self._init = jax.jit(jax.vmap(self._init_one))
         self._history: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
+        self._probe = jax.jit(jax.vmap(self._probe_one, in_axes=(0, 0, None)))
+        self._probe_batch = None
 
     @property
     def history(self):
@@ -180,6 +194,23 @@ class Trainer:
 
     def _evaluate_one(self, params: Any, eval_data: Any) -> dict[str, Array]:
         return self.problem.evaluate(self.model(params), eval_data)
+
+    def _probe_one(self, params: Any, opt_state: Any, batch: Any) -> dict[str, Array]:
+        return probe_metrics(self.problem, self.optimizer, self.train.probes,
+                             self.model(params), opt_state, batch)
+
+    def probe(self, state: TrainState) -> dict[str, np.ndarray]:
+        """The ``train.probes`` instruments of every seed on the fixed probe batch
+        (drawn once, key ``probes.seed``); see ``iclab.engine.ProbeConfig``."""
+        if self._probe_batch is None:
+            self._probe_batch = self.problem.sample_batch(
+                jax.random.key(self.train.probes.seed), self.train.probes.batch_size)
+        out = self._probe(state.params, state.opt_state, self._probe_batch)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def _with_probes(self, step: int, state: TrainState, metrics: dict) -> dict:
+        every = self.train.probes.every
+        return {**metrics, **self.probe(state)} if every and step % every == 0 else metrics
 
     # -- the loop ------------------------------------------------------------------
     def chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
@@ -235,7 +266,7 @@ class Trainer:
         diverged = set(np.flatnonzero(~_finite_per_seed(state.params, self.train.seeds)))
         metrics = self.evaluate(state, eval_data) if (step == 0 or stop is not None) else {}
         if step == 0:
-            self._record(run, 0, metrics, None, tag)
+            self._record(run, 0, self._with_probes(0, state, metrics), None, tag)
         while step < self.train.steps and not (stop is not None and stop(step, metrics)):
             length = min(self.train.eval_every, self.train.steps - step)
             program = self._program(state, length)  # compiled before the clock starts
@@ -243,7 +274,7 @@ class Trainer:
             state, losses = program(state)
             losses = np.asarray(losses)  # the one host sync per chunk
             rate = length / (time.perf_counter() - start)
-            metrics = self.evaluate(state, eval_data)
+            metrics = self._with_probes(step + length, state, self.evaluate(state, eval_data))
             new = _divergences(losses, metrics, step, diverged)
             step += length
             self._record(run, step, metrics, losses.mean(axis=1), tag, new)

@@ -150,7 +150,9 @@ def make_problem(config: BurstyIclConfig, task: BurstyClassificationTask) -> Pro
                 "iwl_accuracy": accuracy(model, iwl)}
 
     return Problem(init_model=lambda key: CausalTransformer(model_config, key=key),
-                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate)
+                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate,
+                   inputs=lambda batch: jax.vmap(lambda x, y, q: bursty_tokens(
+                       x, y, q, n_labels))(batch.items, batch.labels, batch.query))
 
 
 def experiment(config: BurstyIclConfig) -> list[Job]:

@@ -313,7 +313,9 @@ def make_problem(config: InductionConfig, n: int) -> Problem:
                 **induction_progress(model, items, labels, task.length)}
 
     return Problem(init_model=lambda key: CausalTransformer(model_config, key=key),
-                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate)
+                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate,
+                   inputs=lambda batch: jax.vmap(lambda t: one_hot_tokens(t, vocab))(
+                       batch.tokens))
 
 
 def disentangled_problem(n: int) -> Problem:

@@ -1,0 +1,104 @@
+"""Training-dynamics instruments logged along any run, switched on by config.
+
+``train.probes.every = K`` (``--set train.probes.every=100`` on any recipe) evaluates the
+chosen instruments every K steps, at the evaluations, on one fixed probe batch drawn once
+from the problem's sampler (key ``probes.seed``), for every seed, inside one jitted and
+seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
+
+- ``probe/loss``: the loss on the probe batch (the fixed-batch trajectory loss);
+- ``probe/grad_norm``, ``probe/update_ratio``: global ‖∇L‖ and ‖Δθ‖/‖θ‖ of the step the
+  optimiser would take on the probe batch; with ``norms``, per array
+  ``probe/{name}/norm``, ``/rms``, ``/grad_norm``, ``/update_norm``, ``/update_ratio``;
+- with ``entropy`` (models that implement ``AttentionPatternModel``, problems that say
+  their inputs): ``probe/entropy/L{l}H{h}`` and ``probe/entropy_norm/L{l}H{h}``;
+- with ``spectra``: ``probe/{name}/stable_rank`` and ``/effective_rank`` of every weight
+  matrix (``{name}.{i}`` for the i-th of a stack of matrices, e.g. stacked layers);
+- with ``sharpness`` > 0: ``probe/sharpness``, the Hessian's top eigenvalue on the probe
+  batch by that many power iterations from a fixed start vector (deterministic, so a
+  resumed run logs the same numbers).
+"""
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from iclab._errors import check_nonnegative, check_positive_int
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Training-dynamics instruments along the run (off by default).
+
+    Args:
+        every: steps between probes, a multiple of ``train.eval_every`` (0 = off).
+        batch_size: size of the fixed probe batch.
+        seed: key of the probe batch.
+        norms: per-array norms of parameters, gradients and updates.
+        entropy: attention entropy per layer and head.
+        spectra: stable and effective rank of every weight matrix.
+        sharpness: power iterations for the Hessian's top eigenvalue (0 = off).
+    """
+
+    every: int = 0
+    batch_size: int = 256
+    seed: int = 12345
+    norms: bool = True
+    entropy: bool = True
+    spectra: bool = False
+    sharpness: int = 0
+
+    def __post_init__(self):
+        check_nonnegative("train.probes.every", self.every)
+        check_positive_int("train.probes.batch_size", self.batch_size)
+        check_nonnegative("train.probes.seed", self.seed)
+        check_nonnegative("train.probes.sharpness", self.sharpness)
+
+
+def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, batch
+                  ) -> dict:
+    """The probes of one seed's model on the probe batch (see the module docstring)."""
+    from iclab.instruments import (
+        attention_entropy,
+        hessian_operator,
+        layer_norms,
+        parameter_names,
+        power_iteration,
+        singular_value_metrics,
+    )
+    from iclab.models import AttentionPatternModel
+
+    params, static = eqx.partition(model, eqx.is_array)
+    loss_of = lambda p: problem.loss(eqx.combine(p, static), batch)
+    loss, grads = jax.value_and_grad(loss_of)(params)
+    updates, _ = optimizer.update(grads, opt_state, params)
+    norm = optax.tree.norm(params)
+    out = {"probe/loss": loss, "probe/grad_norm": optax.tree.norm(grads),
+           "probe/update_ratio": optax.tree.norm(updates) / jnp.where(norm > 0, norm, 1.0)}
+    if config.norms:
+        out.update({f"probe/{k}": v for k, v in layer_norms(params, grads, updates).items()})
+    if config.spectra:
+        for name, leaf in zip(parameter_names(params), jax.tree.leaves(params), strict=True):
+            if leaf.ndim < 2:
+                continue
+            stack = leaf.reshape((-1,) + leaf.shape[-2:])  # stacked layers: one per slice
+            for i in range(stack.shape[0]):
+                label = name if stack.shape[0] == 1 else f"{name}.{i}"
+                metrics = singular_value_metrics(stack[i])
+                out[f"probe/{label}/stable_rank"] = metrics["stable_rank"]
+                out[f"probe/{label}/effective_rank"] = metrics["effective_rank"]
+    if (config.entropy and problem.inputs is not None
+            and isinstance(model, AttentionPatternModel)):
+        patterns = jax.vmap(model.attention_patterns)(problem.inputs(batch)).mean(0)
+        raw, normalised = attention_entropy(patterns)
+        for layer in range(raw.shape[0]):
+            for head in range(raw.shape[1]):
+                out[f"probe/entropy/L{layer}H{head}"] = raw[layer, head]
+                out[f"probe/entropy_norm/L{layer}H{head}"] = normalised[layer, head]
+    if config.sharpness:
+        matvec, flat = hessian_operator(loss_of, params)
+        start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
+        out["probe/sharpness"] = power_iteration(matvec, start, config.sharpness)[0]
+    return out
