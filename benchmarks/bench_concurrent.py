@@ -9,13 +9,12 @@ Usage: python benchmarks/bench_concurrent.py [--layers 4] [--steps 1000] [--work
 """
 
 import argparse
-import os
-import platform
 import time
 
 import jax
 import numpy as np
 
+from _timing import machine_line
 from iclab.engine import FitJob, Trainer, fit_concurrently, regression_problem
 from iclab.recipes.versatile_lt import make_model, quick_config
 
@@ -26,8 +25,7 @@ def main():
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, jax {jax.__version__}")
+    print(machine_line())
     config = quick_config()
     task = config.task_for(5.0)
     train = config.train.__class__(**{**config.train.__dict__, "steps": args.steps,

@@ -3,24 +3,21 @@
 The model is the one the entropy-collapse experiment of ``dynamics.md`` §1.4 calls for: a
 4-layer causal softmax transformer, width 128, 4 heads of 32, MLPs and LayerNorm, on
 next-token prediction over a 64-symbol vocabulary, T = 64, batch 32, Adam. Every
-instrument runs jitted on one fixed batch of that size; each figure is the median of
-5 timed calls after a compile. "every 100" is the cost amortised over 100 training
-steps — the issue's targets: entropy, norms and spectra ≤ 10 % of a step when logged every
+instrument runs jitted on one fixed batch of that size; each figure is the mean of 5
+timed calls after a compile (``_timing.timed``). "every 100" is the cost amortised over 100
+training steps — the issue's targets: entropy, norms and spectra ≤ 10 % of a step when logged every
 100 steps; the top Hessian eigenvalue by 20 Lanczos iterations ≤ 30 steps.
 
 Usage: python benchmarks/bench_instruments.py [--batch 32] [--length 64]
 """
 
 import argparse
-import os
-import platform
-import time
 
 import equinox as eqx
 import jax
-import numpy as np
 import optax
 
+from _timing import machine_line, timed
 from iclab.instruments import (
     attention_entropy,
     directional_curvature,
@@ -35,25 +32,13 @@ from iclab.instruments import (
 from iclab.models import CausalTransformer, CausalTransformerConfig
 
 
-def median_seconds(fn, *args, repeats=5):
-    jax.block_until_ready(fn(*args))  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--vocab", type=int, default=64)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, jax {jax.__version__} "
-          f"({jax.default_backend()})")
+    print(machine_line())
     config = CausalTransformerConfig(layers=("softmax",) * 4, heads=4, key_size=32,
                                      dim_in=args.vocab, dim=128, dim_out=args.vocab,
                                      readout="linear", mlp=True, layer_norm=True,
@@ -80,7 +65,7 @@ def main():
             return (optax.apply_updates(p, u), s), None
         return jax.lax.scan(step, (p, s), None, length=100)[0]
 
-    step = median_seconds(hundred_steps, params, opt_state) / 100
+    step = timed(hundred_steps, params, opt_state, repeats=5) / 100
     n_params = sum(x.size for x in jax.tree.leaves(params))
     print(f"model: {n_params:,} parameters; one training step (batch {args.batch}, "
           f"T {args.length}): {step * 1e3:.2f} ms")
@@ -121,7 +106,7 @@ def main():
     ]
     print(f"\n{'instrument':44s} {'ms':>9s} {'× step':>8s} {'every 100':>10s}  target")
     for name, fn, fn_args, target in rows:
-        seconds = median_seconds(fn, *fn_args)
+        seconds = timed(fn, *fn_args, repeats=5)
         ratio = seconds / step
         verdict = ""
         if target.startswith("≤ 10"):
