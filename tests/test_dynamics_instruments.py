@@ -42,6 +42,7 @@ from iclab.instruments import (
 @pytest.mark.parametrize("module", ["iclab.instruments._entropy", "iclab.instruments._spectra",
                                     "iclab.instruments._curvature", "iclab.instruments._ntk",
                                     "iclab.instruments._trajectory", "iclab.engine._memory",
+                                    "iclab.engine._optim",
                                     "iclab.config"])
 def test_docstring_examples_run(module):
     import importlib

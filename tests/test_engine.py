@@ -242,3 +242,29 @@ def test_fit_without_a_run_folder_keeps_the_metric_history():
     final = trainer.evaluate(state, eval_batch())["test_loss"]
     last = test[test.step == 60].sort_values("seed").value.to_numpy()
     np.testing.assert_allclose(last, final, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cooldown, shape", [
+    ("linear", lambda u: 1 - u), ("sqrt", lambda u: 1 - np.sqrt(u)),
+    ("cosine", lambda u: 0.5 * (1 + np.cos(np.pi * u)))])
+def test_wsd_schedule_against_its_formula_and_inside_the_optimiser(cooldown, shape):
+    """Warm-up to η_max over W steps, constant, then the cooldown over the last f·T steps;
+    the optimiser's injected learning rate follows it step by step."""
+    from iclab.engine import OptimConfig, make_optimizer, wsd_schedule
+
+    total, warmup, fraction, peak = 50, 5, 0.3, 0.2
+    lr = wsd_schedule(peak, total, warmup, fraction, cooldown)
+    start = total - int(fraction * total)
+    for t in range(total + 3):
+        u = min(max((t - start) / (total - start), 0.0), 1.0)
+        expected = peak * min(1.0, t / warmup) * (1.0 if t < start else shape(u))
+        np.testing.assert_allclose(float(lr(t)), expected, rtol=1e-6, atol=1e-7)
+    config = OptimConfig(name="adam", lr=peak, schedule="wsd", warmup_steps=warmup,
+                         decay_fraction=fraction, cooldown=cooldown)
+    optimizer = make_optimizer(config, total)
+    params = {"w": np.ones(2, np.float32)}
+    state = optimizer.init(params)
+    for t in range(total):  # the state holds the rate the update of step t used
+        _, state = optimizer.update({"w": np.ones(2, np.float32)}, state, params)
+        assert float(state.hyperparams["learning_rate"]) == pytest.approx(float(lr(t)),
+                                                                          abs=1e-7)

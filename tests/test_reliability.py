@@ -304,26 +304,30 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_pa
         assert run.lock_holder()["pid"] == os.getpid()
 
 
-def test_ctrl_c_leaves_an_interrupted_run(tmp_path):
-    """SIGINT mid-training: exit 130, state "interrupted", no claims. The run is long
-    (100,000 steps) so that it cannot finish on its own before the signal, however slow
-    the machine."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_leaves_an_interrupted_run(tmp_path, signum):
+    """SIGINT (Ctrl-C) or SIGTERM (kill, a scheduler's preemption) mid-training: exit 130,
+    state "interrupted", no claims. The run is long (100,000 steps) so that it cannot
+    finish on its own before the signal. The child starts with SIGINT's default action: a
+    shell's background job (``make test &``) inherits SIGINT ignored, as Unix intends."""
     import signal
 
+    signum = getattr(signal, signum)
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "iclab.cli", "run", "icl-gd", "--quick",
                              "--set", "eval.tasks=500", "--set", "eval.ood_tasks=50",
                              "--set", "train.steps=100000", "--seeds", "1",
                              "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline:
         ckpt = list(out.glob("icl-gd/*/checkpoint.json"))
         if ckpt and json.loads(ckpt[0].read_text() or '{"step": 0}')["step"] >= 200:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, output
     (run,) = list(out.glob("icl-gd/*"))

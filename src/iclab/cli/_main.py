@@ -188,6 +188,22 @@ def _rebuild(run, purpose: str):
     return recipe, config, saved.get("mode", "?")
 
 
+def _terminate_like_ctrl_c():
+    """SIGTERM (``kill``, a scheduler's preemption or time limit) stops a run as Ctrl-C
+    does: finished metrics kept, state "interrupted", exit 130, ``--resume`` continues.
+    Returns the previous handler (None off the main thread, where none is installed)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def _failed(run, err: BaseException) -> int:
     """Say in two lines that the run failed (``execute`` recorded state "failed", the
     error and ``traceback.txt``)."""
@@ -249,6 +265,7 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
         console.print(f"resuming {run.path} {_resume_point(run.checkpoint_steps())}")
     else:
         console.print(f"run folder: {run.path}")
+    previous = _terminate_like_ctrl_c()
     try:
         claims, checks = execute(recipe, config, run, console=console, jobs=jobs)
     except RunBusy as err:
@@ -259,6 +276,11 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
         return 130
     except Exception as err:  # noqa: BLE001 - recorded in the run folder (state "failed")
         return _failed(run, err)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
     _summary(console, recipe.name, mode, claims, checks)
     console.print(f"report: {run.path / 'report.html'}")
     return _exit_code(claims, checks)

@@ -8,6 +8,7 @@ from iclab.engine._memory import available_memory as available_memory
 from iclab.engine._memory import footprint as footprint
 from iclab.engine._optim import OptimConfig as OptimConfig
 from iclab.engine._optim import make_optimizer as make_optimizer
+from iclab.engine._optim import wsd_schedule as wsd_schedule
 from iclab.engine._probes import ProbeConfig as ProbeConfig
 from iclab.engine._probes import probe_metrics as probe_metrics
 from iclab.engine._problems import MaskedPrompts as MaskedPrompts
