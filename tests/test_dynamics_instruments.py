@@ -42,8 +42,8 @@ from iclab.instruments import (
 @pytest.mark.parametrize("module", ["iclab.instruments._entropy", "iclab.instruments._spectra",
                                     "iclab.instruments._curvature", "iclab.instruments._ntk",
                                     "iclab.instruments._trajectory", "iclab.engine._memory",
-                                    "iclab.engine._optim",
-                                    "iclab.config"])
+                                    "iclab.engine._optim", "iclab.engine._data",
+                                    "iclab.tasks._modular", "iclab.config"])
 def test_docstring_examples_run(module):
     import importlib
 

@@ -3,6 +3,7 @@
 from iclab.engine._concurrent import FitJob as FitJob
 from iclab.engine._concurrent import default_workers as default_workers
 from iclab.engine._concurrent import fit_concurrently as fit_concurrently
+from iclab.engine._data import finite_sampler as finite_sampler
 from iclab.engine._memory import Footprint as Footprint
 from iclab.engine._memory import available_memory as available_memory
 from iclab.engine._memory import footprint as footprint

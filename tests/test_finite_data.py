@@ -1,0 +1,87 @@
+"""Finite datasets: the modular-arithmetic tables against Python's own arithmetic, and the
+epoch / full-batch / with-replacement samplers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from iclab._errors import ConfigError
+from iclab.engine import finite_sampler
+from iclab.tasks import MODULAR_OPERATIONS, ModularArithmetic
+
+REFERENCE = {"x+y": lambda x, y, p: (x + y) % p, "x-y": lambda x, y, p: (x - y) % p,
+             "x*y": lambda x, y, p: (x * y) % p, "x/y": lambda x, y, p: x * pow(y, -1, p) % p,
+             "x^2+y^2": lambda x, y, p: (x * x + y * y) % p,
+             "x^2+xy+y^2": lambda x, y, p: (x * x + x * y + y * y) % p,
+             "x^3+xy": lambda x, y, p: (x**3 + x * y) % p}
+
+
+@pytest.mark.parametrize("operation", MODULAR_OPERATIONS)
+def test_every_equation_is_right_and_appears_once(operation):
+    p = 11
+    task = ModularArithmetic(p=p, operation=operation)
+    every = task.equations()
+    tokens, target = np.asarray(every.tokens), np.asarray(every.target)
+    expected = p * (p - 1) if operation == "x/y" else p * p
+    assert tokens.shape == (expected, 4) and target.shape == (expected,)
+    assert (tokens[:, 1] == p).all() and (tokens[:, 3] == p + 1).all()
+    assert len({(a, b) for a, _, b, _ in tokens}) == expected  # each (x, y) once
+    for (x, _, y, _), z in zip(tokens, target, strict=True):
+        assert z == REFERENCE[operation](int(x), int(y), p)
+    assert task.vocab_size == p + 2
+
+
+def test_split_is_seeded_disjoint_and_sized():
+    task = ModularArithmetic(p=13, operation="x+y", train_fraction=0.3, split_seed=4)
+    train, test = task.split()
+    n = 13 * 13
+    assert train.target.shape[0] == int(np.ceil(0.3 * n))
+    assert train.target.shape[0] + test.target.shape[0] == n
+    key = lambda e: {tuple(t) for t in np.asarray(e.tokens).tolist()}
+    assert not key(train) & key(test)
+    again, _ = task.split()
+    np.testing.assert_array_equal(again.tokens, train.tokens)
+    other, _ = ModularArithmetic(p=13, operation="x+y", train_fraction=0.3,
+                                 split_seed=5).split()
+    assert not np.array_equal(other.tokens, train.tokens)
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"p": 12, "operation": "x/y"}, "task.p"), ({"p": 1}, "task.p"),
+    ({"operation": "x%y"}, "task.operation"), ({"train_fraction": 0.0}, "task.train_fraction"),
+    ({"train_fraction": float("nan")}, "task.train_fraction"),
+    ({"train_fraction": 1.5}, "task.train_fraction")])
+def test_bad_modular_settings_are_refused(kwargs, key):
+    with pytest.raises(ConfigError) as err:
+        ModularArithmetic(**kwargs)
+    assert err.value.key == key
+
+
+def test_epochs_visit_every_example_once_inside_jit():
+    data = {"x": jnp.arange(10), "y": jnp.arange(10) * 2}
+    sample = jax.jit(finite_sampler(data, 3, seed=7), static_argnums=1)
+    per_epoch = 10 // 3
+    for epoch in range(3):
+        seen = np.concatenate([np.asarray(sample(None, 3, jnp.int32(epoch * per_epoch + i))["x"])
+                               for i in range(per_epoch)])
+        assert len(set(seen.tolist())) == 9  # 3 batches of 3, no repeats; one left out
+        batch = sample(None, 3, jnp.int32(epoch * per_epoch))
+        np.testing.assert_array_equal(batch["y"], 2 * batch["x"])  # rows stay together
+    first = [np.asarray(sample(None, 3, jnp.int32(i))["x"]) for i in range(per_epoch)]
+    second = [np.asarray(sample(None, 3, jnp.int32(per_epoch + i))["x"])
+              for i in range(per_epoch)]
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_full_batch_and_with_replacement():
+    data = jnp.arange(8)
+    full = finite_sampler(data, 8, mode="full")
+    np.testing.assert_array_equal(full(None, 8, 0), data)
+    draws = finite_sampler(data, 4, mode="replacement")(jax.random.key(0), 4000, 0)
+    counts = np.bincount(np.asarray(draws), minlength=8)
+    assert counts.min() > 400 and counts.max() < 600  # uniform: 500 ± ~5σ
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        finite_sampler(data, 4, mode="full")
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        finite_sampler(data, 9)
