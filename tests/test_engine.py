@@ -1,6 +1,7 @@
 import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -268,3 +269,123 @@ def test_wsd_schedule_against_its_formula_and_inside_the_optimiser(cooldown, sha
         _, state = optimizer.update({"w": np.ones(2, np.float32)}, state, params)
         assert float(state.hyperparams["learning_rate"]) == pytest.approx(float(lr(t)),
                                                                           abs=1e-7)
+
+
+def _transformer_and_roles():
+    import equinox as eqx
+
+    from iclab.models import CausalTransformer, CausalTransformerConfig
+
+    config = CausalTransformerConfig(layers=("softmax",) * 2, heads=2, key_size=4, dim_in=3,
+                                     dim=8, dim_out=3, readout="linear", mlp=True,
+                                     layer_norm=True, init_std=0.1)
+    model = CausalTransformer(config, key=jax.random.key(0))
+    params = eqx.filter(model, eqx.is_array)
+    return model, params, (lambda p: p.parameter_roles())
+
+
+def test_models_label_every_parameter_with_a_role():
+    import equinox as eqx
+
+    from iclab.instruments import parameter_names
+    from iclab.models import GPT, ROLES, GPTConfig
+
+    model, params, roles = _transformer_and_roles()
+    labelled = dict(zip(parameter_names(params), jax.tree.leaves(roles(params)), strict=True))
+    assert set(labelled.values()) <= set(ROLES)
+    assert {n for n, r in labelled.items() if r == "attention"} == {
+        f"layers.{i}.{w}" for i in range(2) for w in ("w_q", "w_k", "w_v", "w_p")}
+    assert labelled["read_out.weight"] == "readout" and labelled["norms.0.bias"] == "norm"
+    gpt = GPT(GPTConfig(dim_in=3, width=8, layers=2, heads=2, max_len=6),
+              key=jax.random.key(1))
+    g = dict(zip(parameter_names(eqx.filter(gpt, eqx.is_array)),
+                 jax.tree.leaves(gpt.parameter_roles()), strict=True))
+    assert {n for n, r in g.items() if r == "attention"} == {
+        f"blocks.{i}.{w}.weight" for i in range(2) for w in ("qkv", "out")}
+
+
+def test_separate_weight_decay_for_attention_and_the_rest():
+    """With zero gradients Adam's step is 0, so the update is exactly −η λ_role θ."""
+    from iclab.engine import OptimConfig, make_optimizer
+
+    model, params, roles = _transformer_and_roles()
+    config = OptimConfig(name="adamw", lr=0.1, weight_decay=0.01, attention_weight_decay=0.5)
+    optimizer = make_optimizer(config, 10, roles=roles)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = optimizer.update(zeros, optimizer.init(params), params)
+    for u, p, r in zip(jax.tree.leaves(updates), jax.tree.leaves(params),
+                       jax.tree.leaves(roles(params)), strict=True):
+        lam = 0.5 if r == "attention" else 0.01
+        np.testing.assert_allclose(u, -0.1 * lam * p, rtol=1e-6, atol=1e-9)
+
+
+def test_equal_decays_reproduce_optax_adamw_bit_for_bit():
+    from iclab.engine import OptimConfig, make_optimizer
+
+    model, params, roles = _transformer_and_roles()
+    grads = jax.tree.map(lambda p: jnp.sin(3.0 * p) + 0.1, params)
+    ours = make_optimizer(OptimConfig(name="adamw", lr=0.01, weight_decay=0.1,
+                                      attention_weight_decay=0.1), 10, roles=roles)
+    theirs = optax.inject_hyperparams(optax.adamw)(learning_rate=0.01, b1=0.9, b2=0.98,
+                                                   weight_decay=0.1)  # the default path
+    s1, s2 = ours.init(params), theirs.init(params)
+    for _ in range(3):
+        u1, s1 = ours.update(grads, s1, params)
+        u2, s2 = theirs.update(grads, s2, params)
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(u1),
+                                                         jax.tree.leaves(u2), strict=True))
+
+
+def test_coupled_decay_is_l2_in_the_gradient():
+    from iclab.engine import OptimConfig, make_optimizer
+
+    model, params, roles = _transformer_and_roles()
+    grads = jax.tree.map(lambda p: jnp.cos(p), params)
+    sgd = make_optimizer(OptimConfig(name="sgd", lr=0.1, weight_decay=0.2,
+                                     decay_mode="coupled"), 10, roles=roles)
+    updates, _ = sgd.update(grads, sgd.init(params), params)
+    for u, g, p in zip(jax.tree.leaves(updates), jax.tree.leaves(grads),
+                       jax.tree.leaves(params), strict=True):
+        np.testing.assert_allclose(u, -0.1 * (g + 0.2 * p), rtol=1e-6, atol=1e-9)
+    adam = make_optimizer(OptimConfig(name="adam", lr=0.1, weight_decay=0.2,
+                                      decay_mode="coupled"), 10, roles=roles)
+    reference = optax.chain(optax.add_decayed_weights(0.2), optax.scale_by_adam(b2=0.98),
+                            optax.scale_by_learning_rate(0.1))
+    u1, _ = adam.update(grads, adam.init(params), params)
+    u2, _ = reference.update(grads, reference.init(params), params)
+    for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_attention_decay_needs_a_model_that_labels_its_parameters():
+    from iclab.engine import OptimConfig
+
+    with pytest.raises(ConfigError, match="optim.attention_weight_decay"):
+        small_trainer_with(OptimConfig(attention_weight_decay=0.1))
+
+
+def small_trainer_with(optim):
+    from helpers import small_problem
+    from iclab.engine import TrainConfig, Trainer
+
+    return Trainer(small_problem(), optim, TrainConfig(steps=10, batch_size=8, eval_every=5))
+
+
+def test_init_scale_multiplies_the_weights_not_the_norms_or_biases():
+    import dataclasses
+
+    from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+
+    model, params, roles = _transformer_and_roles()
+    problem = Problem(init_model=lambda key: type(model)(model.config, key=key),
+                      sample_batch=lambda key, b: jnp.zeros((b, 4, 3)),
+                      loss=lambda m, x: jnp.mean(jax.vmap(m)(x) ** 2),
+                      evaluate=lambda m, data: {})
+    train = TrainConfig(steps=1, batch_size=2, eval_every=1)
+    base = Trainer(problem, OptimConfig(), train).init().params
+    scaled = Trainer(problem, OptimConfig(), dataclasses.replace(train, init_scale=0.1)
+                     ).init().params
+    for a, b, r in zip(jax.tree.leaves(base), jax.tree.leaves(scaled),
+                       jax.tree.leaves(roles(params)), strict=True):
+        factor = 0.1 if r in ("embedding", "attention", "mlp", "readout") else 1.0
+        np.testing.assert_allclose(b, factor * np.asarray(a), rtol=1e-6)

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import jax
 import optax
 
 from iclab._errors import check_choice, check_in_range, check_nonnegative, check_positive
@@ -9,6 +10,7 @@ from iclab._errors import check_choice, check_in_range, check_nonnegative, check
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "wsd")
 COOLDOWNS = ("linear", "sqrt", "cosine")
+DECAY_MODES = ("decoupled", "coupled")
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,14 @@ class OptimConfig:
         name: "adamw", "adam" or "sgd".
         lr: peak learning rate.
         b1, b2: Adam moment decays (von Oswald et al. use b2 = 0.98).
-        weight_decay: decoupled weight decay (adamw).
+        weight_decay: weight decay λ (with "adamw", or any optimiser when
+            ``attention_weight_decay`` or ``decay_mode`` say so); every parameter, or with
+            ``attention_weight_decay`` set, every non-attention parameter.
+        attention_weight_decay: λ_attn for the attention parameters (W_Q, W_K, W_V, W_O),
+            apart from λ (-1 = the same λ; needs a model that labels its parameters,
+            ``iclab.models.ParameterRolesModel``).
+        decay_mode: "decoupled" (AdamW: θ ← θ − η(u + λθ), u the optimiser's step) or
+            "coupled" (L2: λθ is added to the gradient before the optimiser).
         clip_norm: global-norm gradient clip applied first (0 = off). The
             reference uses 0.001, which makes the step a normalised-gradient Adam.
         schedule: "constant", "cosine" (decay to 0), "warmup_cosine" or "wsd"
@@ -34,6 +43,8 @@ class OptimConfig:
     b1: float = 0.9
     b2: float = 0.98
     weight_decay: float = 0.0
+    attention_weight_decay: float = -1.0
+    decay_mode: str = "decoupled"
     clip_norm: float = 0.0
     schedule: str = "constant"
     warmup_steps: int = 0
@@ -46,6 +57,9 @@ class OptimConfig:
         for key in ("b1", "b2"):
             check_in_range(f"optim.{key}", getattr(self, key), 0, 1)
         check_nonnegative("optim.weight_decay", self.weight_decay)
+        if self.attention_weight_decay != -1.0:
+            check_nonnegative("optim.attention_weight_decay", self.attention_weight_decay)
+        check_choice("optim.decay_mode", self.decay_mode, DECAY_MODES)
         check_nonnegative("optim.clip_norm", self.clip_norm)
         check_choice("optim.schedule", self.schedule, SCHEDULES)
         check_nonnegative("optim.warmup_steps", self.warmup_steps)
@@ -94,11 +108,43 @@ def wsd_schedule(peak: float, total_steps: int, warmup_steps: int = 0,
     return schedule
 
 
-def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+def _decay(weight_decay, attention_weight_decay, roles):
+    """Weight-decay terms: λ on every parameter, or λ_attn on attention and λ on the rest."""
+    if roles is None:
+        return [optax.add_decayed_weights(weight_decay)]
+    attention = lambda params: jax.tree.map(lambda r: r == "attention", roles(params))
+    rest = lambda params: jax.tree.map(lambda r: r != "attention", roles(params))
+    return [optax.add_decayed_weights(attention_weight_decay, mask=attention),
+            optax.add_decayed_weights(weight_decay, mask=rest)]
+
+
+def _transform(name: str, mode: str, roles):
+    """The optimiser as a function of its numeric hyperparameters (for
+    ``optax.inject_hyperparams``): [decay if coupled] → Adam or identity → [decay if
+    decoupled] → −η. With no weight decay asked for, exactly Optax's adam / sgd."""
+
+    def make(learning_rate, b1, b2, weight_decay, attention_weight_decay):
+        decay = _decay(weight_decay, attention_weight_decay, roles)
+        core = [optax.scale_by_adam(b1=b1, b2=b2)] if name in ("adam", "adamw") else []
+        parts = (decay + core if mode == "coupled" else core + decay)
+        return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
+
+    return make
+
+
+def make_optimizer(config: OptimConfig, total_steps: int, roles=None
+                   ) -> optax.GradientTransformation:
     """clip_by_global_norm → optimizer, with the learning rate injected as a hyperparameter.
 
     The learning rate (or its schedule) goes through ``optax.inject_hyperparams``
-    so it lives in the optimizer state, not as a constant in the compiled graph.
+    so it lives in the optimizer state, not as a constant in the compiled graph; so do
+    b1, b2 and the weight decays.
+
+    Args:
+        config: the optimiser's config.
+        total_steps: the run's steps (for the schedules).
+        roles: params → a pytree of parameter roles (``ParameterRolesModel``), needed for
+            ``attention_weight_decay``.
     """
     if config.schedule == "constant":
         lr = config.lr
@@ -110,14 +156,28 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
     else:
         lr = optax.warmup_cosine_decay_schedule(0.0, config.lr, config.warmup_steps,
                                                 max(total_steps, config.warmup_steps + 1))
-    if config.name == "sgd":
+    separate = config.attention_weight_decay != -1.0
+    if separate and roles is None:
+        from iclab._errors import ConfigError
+
+        raise ConfigError("optim.attention_weight_decay", config.attention_weight_decay,
+                          "-1 for this model: it does not label its parameters "
+                          "(iclab.models.ParameterRolesModel)")
+    decays = config.weight_decay > 0 or (separate and config.attention_weight_decay > 0)
+    if not decays and config.name == "sgd":
         opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr)
-    elif config.name == "adam":
+    elif not decays and config.name == "adam":
         opt = optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=config.b1, b2=config.b2)
-    else:
+    elif config.name == "adamw" and not separate and config.decay_mode == "decoupled":
         opt = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, b1=config.b1,
                                                     b2=config.b2,
                                                     weight_decay=config.weight_decay)
+    else:
+        lam_attn = config.attention_weight_decay if separate else config.weight_decay
+        opt = optax.inject_hyperparams(_transform(config.name, config.decay_mode,
+                                                  roles if separate else None))(
+            learning_rate=lr, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay,
+            attention_weight_decay=lam_attn)
     if config.clip_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)
     return opt

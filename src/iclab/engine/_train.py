@@ -40,6 +40,9 @@ class TrainConfig:
         seed: first seed; seed s of the run uses ``seed + s``.
         probes: training-dynamics instruments logged every ``probes.every`` steps
             (``iclab.engine.ProbeConfig``; off by default).
+        init_scale: multiplies the initial weights (for a model that labels its
+            parameters: the embedding, attention, MLP and read-out arrays, not norms and
+            biases; otherwise every array). 1 = the model's own initialisation.
     """
 
     steps: int = 5000
@@ -48,11 +51,13 @@ class TrainConfig:
     seeds: int = 1
     seed: int = 0
     probes: ProbeConfig = field(default_factory=ProbeConfig)
+    init_scale: float = 1.0
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "seeds"):
             check_positive_int(f"train.{key}", getattr(self, key))
         check_nonnegative("train.seed", self.seed)
+        check_nonnegative("train.init_scale", self.init_scale)
         if self.probes.every % self.eval_every:
             from iclab._errors import ConfigError
 
@@ -131,9 +136,15 @@ class Trainer:
     """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
 
     def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig):
+        from iclab.models import ParameterRolesModel
+
         self.problem, self.train = problem, train
-        self.optimizer = make_optimizer(optim, train.steps)
-        _, self.static = eqx.partition(problem.init_model(jax.random.key(0)), eqx.is_array)
+        example = problem.init_model(jax.random.key(0))
+        roles = ((lambda params: params.parameter_roles())
+                 if isinstance(example, ParameterRolesModel) else None)
+        self.optimizer = make_optimizer(optim, train.steps, roles=roles)
+        self._roles = roles
+        _, self.static = eqx.partition(example, eqx.is_array)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
         self._compiled: dict[int, Any] = {}
         self.compile_seconds = 0.0
@@ -165,6 +176,8 @@ class Trainer:
     def _init_one(self, seed_key: PRNGKeyArray) -> TrainState:
         init_key, data_key = jax.random.split(seed_key)
         params, _ = eqx.partition(self.problem.init_model(init_key), eqx.is_array)
+        if self.train.init_scale != 1.0:
+            params = self._scaled(params, self.train.init_scale)
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32),
                           jax.random.key_data(data_key))
 
@@ -174,6 +187,13 @@ class Trainer:
         first = self.train.seed if first_seed is None else first_seed
         keys = jnp.stack([jax.random.key(first + s) for s in range(self.train.seeds)])
         return self._init(keys)
+
+    def _scaled(self, params: Any, scale: float) -> Any:
+        if self._roles is None:
+            return jax.tree.map(lambda p: p * scale, params)
+        weights = ("embedding", "attention", "mlp", "readout")
+        return jax.tree.map(lambda p, r: p * scale if r in weights else p, params,
+                            self._roles(params))
 
     def _step_one(self, state: TrainState, _) -> tuple[TrainState, Array]:
         data_key = jax.random.wrap_key_data(state.data_key)

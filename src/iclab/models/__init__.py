@@ -23,13 +23,16 @@ from iclab.models._features import FeatureLSA as FeatureLSA
 from iclab.models._features import gd_form as gd_form
 from iclab.models._gpt import GPT as GPT
 from iclab.models._gpt import GPTConfig as GPTConfig
+from iclab.models._interface import ROLES as ROLES
 from iclab.models._interface import AttentionPatternModel as AttentionPatternModel
 from iclab.models._interface import LayerReadoutModel as LayerReadoutModel
 from iclab.models._interface import LinearAttentionStack as LinearAttentionStack
+from iclab.models._interface import ParameterRolesModel as ParameterRolesModel
 from iclab.models._interface import QueryReadoutModel as QueryReadoutModel
 from iclab.models._interface import ResidualStreamModel as ResidualStreamModel
 from iclab.models._interface import SequenceModel as SequenceModel
 from iclab.models._interface import require as require
+from iclab.models._interface import roles_by_path as roles_by_path
 from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer

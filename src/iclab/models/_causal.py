@@ -25,7 +25,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import ConfigError, check_choice, check_nonnegative, check_positive_int
-from iclab.models._interface import AttentionPatternModel, ResidualStreamModel
+from iclab.models._interface import (
+    AttentionPatternModel,
+    ParameterRolesModel,
+    ResidualStreamModel,
+    roles_by_path,
+)
 
 LAYER_KINDS = ("linear", "softmax", "mesa")
 READOUTS = ("slot", "linear")
@@ -274,7 +279,19 @@ class CausalAttention(eqx.Module):
         return jnp.where(causal_mask(h.shape[0]), jnp.einsum("htk,hsk->hts", q, k), 0.0)
 
 
-class CausalTransformer(ResidualStreamModel, AttentionPatternModel):
+def _causal_role(name: str) -> str:
+    if name.startswith("layers."):
+        return "attention"  # w_q, w_k, w_v, w_p (and a mesa layer's λ, forget gate)
+    if name.startswith("norms."):
+        return "norm"
+    if name.endswith(".bias"):
+        return "bias"
+    head = name.split(".")[0]
+    return {"embed": "embedding", "position_embedding": "embedding", "mlps": "mlp",
+            "read_out": "readout"}.get(head, "other")
+
+
+class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel):
     """Causal stack of attention layers on one sequence of tokens (T, dim_in) → (T, dim_out).
 
     ``residual_stream`` returns the activations after the embedding and after every
@@ -344,6 +361,12 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel):
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:
         return self.predict_from(self.residual_stream(tokens)[-1])
+
+    def parameter_roles(self):
+        """embed / position_embedding: embedding; attention layers: attention; MLP
+        weights: mlp; LayerNorms (gain and bias): norm; read_out: readout; other
+        biases: bias."""
+        return roles_by_path(eqx.filter(self, eqx.is_array), _causal_role)
 
     def attention_patterns(self, tokens: Float[Array, "t d"]) -> Float[Array, "l h t t"]:
         """Each layer's attention weights (mesa layers: the linear scores k_{t'}ᵀ q_t)."""

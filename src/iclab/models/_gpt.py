@@ -16,7 +16,12 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_positive_int
 from iclab.models._causal import causal_softmax_pattern
-from iclab.models._interface import AttentionPatternModel, ResidualStreamModel
+from iclab.models._interface import (
+    AttentionPatternModel,
+    ParameterRolesModel,
+    ResidualStreamModel,
+    roles_by_path,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,20 @@ class _Block(eqx.Module):
         return pattern, h + jax.vmap(self.mlp)(jax.vmap(self.ln2)(h))
 
 
-class GPT(ResidualStreamModel, AttentionPatternModel):
+def _gpt_role(name: str) -> str:
+    if ".ln" in name or name.startswith("ln_f"):
+        return "norm"
+    if name.endswith(".bias"):
+        return "bias"
+    if ".qkv." in name or ".out." in name:
+        return "attention"
+    if ".mlp." in name:
+        return "mlp"
+    return {"read_in": "embedding", "positions": "embedding",
+            "read_out": "readout"}.get(name.split(".")[0], "other")
+
+
+class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel):
     read_in: eqx.nn.Linear
     positions: Float[Array, "max_len w"]
     blocks: tuple[_Block, ...]
@@ -90,6 +108,11 @@ class GPT(ResidualStreamModel, AttentionPatternModel):
         self.blocks = tuple(_Block(config.width, config.heads, key=k) for k in keys[3:])
         self.ln_f = eqx.nn.LayerNorm(config.width)
         self.read_out = eqx.nn.Linear(config.width, 1, key=keys[2])
+
+    def parameter_roles(self):
+        """read_in, positions: embedding; qkv, out: attention; MLP weights: mlp;
+        LayerNorms (gain and bias): norm; read_out: readout; other biases: bias."""
+        return roles_by_path(eqx.filter(self, eqx.is_array), _gpt_role)
 
     def _run(self, tokens: Float[Array, "t d"]):
         h = jax.vmap(self.read_in)(tokens) + self.positions[: tokens.shape[0]]

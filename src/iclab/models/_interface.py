@@ -84,6 +84,43 @@ class LinearAttentionStack(QueryReadoutModel):
         return -query[-1]
 
 
+ROLES = ("embedding", "attention", "mlp", "readout", "norm", "bias", "other")
+"""What a parameter array is for: the groups of per-role weight decay (and of the
+parametrisation schemes to come)."""
+
+
+class ParameterRolesModel(eqx.Module):
+    """A model that labels each parameter array with its role (one of ``ROLES``).
+
+    ``parameter_roles`` returns a pytree of role strings with the structure of the model's
+    arrays (``eqx.filter(model, eqx.is_array)``); it may be called on that filtered
+    model too (the optimiser's masks are computed from the parameters alone).
+    """
+
+    @abc.abstractmethod
+    def parameter_roles(self):
+        """The role of every array: a pytree like ``eqx.filter(self, eqx.is_array)``."""
+
+
+def roles_by_path(params, rule) -> object:
+    """A pytree of roles from ``rule(dotted name) -> role`` over the arrays of ``params``
+    (names as ``iclab.instruments.parameter_names``); non-array leaves stay None."""
+    import jax
+
+    def label(path, leaf):
+        if not hasattr(leaf, "shape"):
+            return None
+        parts = [str(k.idx) if hasattr(k, "idx") else str(getattr(k, "name", None) or
+                                                          getattr(k, "key", None))
+                 for k in path]
+        role = rule(".".join(parts))
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} of {'.'.join(parts)} is not one of {ROLES}")
+        return role
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
 def require(model, interface: type, reader: str) -> None:
     """Raise a TypeError naming the interface ``reader`` needs if ``model`` lacks it."""
     if not isinstance(model, interface):
