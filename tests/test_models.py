@@ -120,3 +120,39 @@ def test_models_implement_the_interfaces_instruments_read(key):
     assert gpt.residual_stream(jnp.ones((5, gpt.read_in.in_features))).shape == (2, 5, 16)
     with pytest.raises(TypeError, match="LayerReadoutModel"):
         layer_implicit_weights(gpt, batch, 3)
+
+
+@pytest.mark.parametrize("position", ["pre", "post"])
+def test_pre_and_post_layernorm_blocks_follow_their_definitions(position):
+    """Pre-LN: h ← h + f(LN(h)) and a final LN before the read-out; post-LN (the original
+    Transformer): h ← LN(h + f(h)), no final LN. Re-computed here from the model's own
+    sub-modules."""
+    from iclab.models import CausalTransformer, CausalTransformerConfig
+
+    config = CausalTransformerConfig(layers=("softmax",) * 2, heads=2, key_size=4, dim_in=3,
+                                     dim=8, dim_out=2, readout="linear", mlp=True,
+                                     layer_norm=True, norm_position=position, init_std=0.3)
+    model = CausalTransformer(config, key=jax.random.key(0))
+    tokens = jax.random.normal(jax.random.key(1), (5, 3))
+    ln = lambda i, x: jax.vmap(model.norms[i])(x)
+    h = jax.vmap(model.embed)(tokens)
+    for i, layer in enumerate(model.layers):
+        mlp = jax.vmap(model.mlps[i])
+        if position == "pre":
+            h = h + layer(ln(2 * i, h))
+            h = h + mlp(ln(2 * i + 1, h))
+        else:
+            h = ln(2 * i, h + layer(h))
+            h = ln(2 * i + 1, h + mlp(h))
+            np.testing.assert_allclose(h.mean(-1), 0.0, atol=1e-5)
+            np.testing.assert_allclose(h.std(-1), 1.0, rtol=1e-3)
+        np.testing.assert_allclose(model.residual_stream(tokens)[i + 1], h, rtol=1e-5,
+                                   atol=1e-6)
+    final = ln(4, h) if position == "pre" else h
+    np.testing.assert_allclose(model(tokens), jax.vmap(model.read_out)(final), rtol=1e-5,
+                               atol=1e-6)
+    assert len(model.norms) == (5 if position == "pre" else 4)
+    stream = model.residual_stream(tokens)
+    x1 = stream[1] if position == "post" else ln(2, stream[1])
+    np.testing.assert_allclose(model.attention_patterns(tokens)[1], model.layers[1].pattern(x1),
+                               rtol=1e-5, atol=1e-6)

@@ -159,7 +159,10 @@ class CausalTransformerConfig:
         readout: "slot" (the prediction is the first ``dim_out`` entries of the final
             residual stream, constructed tokens) or "linear" (a learned read-out).
         mlp: add a GELU MLP (width 4D) after each attention layer.
-        layer_norm: pre-LayerNorm before attention and MLP, and a final LayerNorm.
+        layer_norm: LayerNorms around attention and MLP (``norm_position``); False: none
+            (the "no-LN" variant).
+        norm_position: "pre" (x + f(LN(x)), and a final LayerNorm before the read-out) or
+            "post" (LN(x + f(x)), the original Transformer's; no final LayerNorm).
         clip: clip the residual stream to [−clip, clip] after every layer (0 = off;
             paper 4, reference code 1.5).
         init_std: standard deviation of the attention weights (paper: 0.0002 on
@@ -181,6 +184,7 @@ class CausalTransformerConfig:
     readout: str = "slot"
     mlp: bool = False
     layer_norm: bool = False
+    norm_position: str = "pre"
     clip: float = 0.0
     init_std: float = 0.0002
     positions: int = 0
@@ -197,6 +201,7 @@ class CausalTransformerConfig:
         check_positive_int("model.heads", self.heads)
         check_positive_int("model.key_size", self.key_size)
         check_choice("model.readout", self.readout, READOUTS)
+        check_choice("model.norm_position", self.norm_position, ("pre", "post"))
         for key in ("dim_in", "dim", "dim_out", "clip", "positions", "init_std", "max_len"):
             check_nonnegative(f"model.{key}", getattr(self, key))
         if self.max_len and not self.dim:
@@ -326,7 +331,8 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         n = len(config.layers)
         self.mlps = tuple(eqx.nn.MLP(width, width, 4 * width, depth=1, activation=jax.nn.gelu,
                                      key=keys[n + i]) for i in range(n)) if config.mlp else ()
-        self.norms = (tuple(eqx.nn.LayerNorm(width) for _ in range(2 * n + 1))
+        count = 2 * n + (1 if config.norm_position == "pre" else 0)
+        self.norms = (tuple(eqx.nn.LayerNorm(width) for _ in range(count))
                       if config.layer_norm else ())
         self.read_out = (eqx.nn.Linear(width, config.dim_out, key=keys[-2])
                          if config.readout == "linear" else None)
@@ -341,12 +347,15 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
             h = h + self.position_embedding[: tokens.shape[0]]
         positions = sinusoidal_positions(tokens.shape[0], c.positions) if c.positions else None
         stream = [h]
+        post = c.norm_position == "post"
         for i, layer in enumerate(self.layers):
-            x = self._norm(2 * i, h)
+            x = h if post else self._norm(2 * i, h)
             qk = jnp.concatenate([x, positions], -1) if (i == 0 and positions is not None) \
                 else None
-            h = h + layer(x, qk)
-            if self.mlps:
+            h = self._norm(2 * i, h + layer(x, qk)) if post else h + layer(x, qk)
+            if self.mlps and post:
+                h = self._norm(2 * i + 1, h + jax.vmap(self.mlps[i])(h))
+            elif self.mlps:
                 h = h + jax.vmap(self.mlps[i])(self._norm(2 * i + 1, h))
             if c.clip:
                 h = jnp.clip(h, -c.clip, c.clip)
@@ -357,7 +366,8 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         """The prediction read from a residual stream (any layer's, for read-out probes)."""
         if self.read_out is None:
             return h[:, : self.config.dim_out]
-        return jax.vmap(self.read_out)(self._norm(len(self.norms) - 1, h) if self.norms else h)
+        final = self.norms and self.config.norm_position == "pre"
+        return jax.vmap(self.read_out)(self._norm(len(self.norms) - 1, h) if final else h)
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:
         return self.predict_from(self.residual_stream(tokens)[-1])
@@ -375,7 +385,7 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         positions = sinusoidal_positions(tokens.shape[0], c.positions) if c.positions else None
         out = []
         for i, layer in enumerate(self.layers):
-            x = self._norm(2 * i, stream[i])
+            x = stream[i] if c.norm_position == "post" else self._norm(2 * i, stream[i])
             qk = jnp.concatenate([x, positions], -1) if (i == 0 and positions is not None) \
                 else None
             out.append(layer.pattern(x, qk))
