@@ -56,6 +56,8 @@ def _no_run_folders(root) -> bool:
      "too large for this machine"),
     (["run", "icl-gd", "--quick", "--set", "task.d="], "task.d"),
     (["run", "icl-gd", "--quick", "--set", "model.softmax=maybe"], "model.softmax"),
+    (["run", "icl-gd", "--quick", "--set", "optim.attention_weight_decay=0.1"],
+     "optim.attention_weight_decay"),  # the LSA does not label its parameters
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, argv, fragment):
     out = tmp_path / "runs"

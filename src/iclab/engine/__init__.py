@@ -24,3 +24,4 @@ from iclab.engine._train import Problem as Problem
 from iclab.engine._train import TrainConfig as TrainConfig
 from iclab.engine._train import Trainer as Trainer
 from iclab.engine._train import TrainState as TrainState
+from iclab.engine._train import check_training as check_training

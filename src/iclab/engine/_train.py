@@ -132,6 +132,18 @@ def _divergences(losses: np.ndarray, metrics: dict[str, np.ndarray], start: int,
     return found
 
 
+def check_training(problem: "Problem", optim: OptimConfig, train: TrainConfig) -> None:
+    """Raise the ``ConfigError`` a ``Trainer`` of this problem would raise, without
+    building the model (its shapes only): e.g. ``optim.attention_weight_decay`` for a model
+    that does not label its parameters."""
+    from iclab.models import ParameterRolesModel
+
+    example = eqx.filter_eval_shape(problem.init_model, jax.random.key(0))
+    labels = isinstance(example, ParameterRolesModel)
+    make_optimizer(optim, train.steps, roles=(lambda params: params.parameter_roles())
+                   if labels else None)
+
+
 class Trainer:
     """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
 

@@ -172,6 +172,10 @@ def prepare(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         check_store_root(out)
     check_environment()
     jobs = build_jobs(recipe, config, model)
+    from iclab.engine import check_training
+
+    for job in jobs:
+        check_training(job.problem, job.optim, job.train)
     check_memory(jobs, overrides, workers=recipe.workers or default_workers())
     return recipe, config, mode, jobs
 
