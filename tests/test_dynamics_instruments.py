@@ -392,7 +392,7 @@ def test_entropy_probe_reads_attention_through_the_interface():
                       loss=lambda m, x: jnp.mean(jax.vmap(m)(x) ** 2),
                       evaluate=lambda m, data: {}, inputs=lambda x: x)
     train = TrainConfig(steps=10, batch_size=8, eval_every=10, seeds=1,
-                        probes=ProbeConfig(every=10, batch_size=16, norms=False))
+                        probes=ProbeConfig(every=10, batch_size=16, norms=False, spectra=True))
     trainer = Trainer(problem, OptimConfig(lr=1e-3), train)
     state = trainer.fit(None)
     model = trainer.models(state)[0]
@@ -405,7 +405,14 @@ def test_entropy_probe_reads_attention_through_the_interface():
                                        raw[layer, head], rtol=1e-5)
             np.testing.assert_allclose(last[f"probe/entropy_norm/L{layer}H{head}"],
                                        normalised[layer, head], rtol=1e-5)
-    assert not any("/norm" in m and "entropy" not in m for m in last.index)  # norms off
+    assert not any(m.endswith("/norm") for m in last.index)  # norms off
+    from iclab.instruments import head_spectra
+
+    initial = trainer.models(trainer.init())[0]
+    spectra = head_spectra(model, initial)
+    for key in ("qk/stable_rank", "ov/effective_rank", "dqk/stable_rank", "qk/sigma"):
+        np.testing.assert_allclose(last[f"probe/heads/{key}/L1H0"], spectra[key][1, 0],
+                                   rtol=1e-5)
 
 
 def test_probe_interval_must_be_a_multiple_of_the_evaluation_interval():
@@ -416,3 +423,54 @@ def test_probe_interval_must_be_a_multiple_of_the_evaluation_interval():
         make_config("icl-gd", True, None, ["train.probes.every=150"])
     assert make_config("icl-gd", True, None, ["train.probes.every=300"])[1].train.probes.every \
         == 300
+
+
+# -- per-head products through HeadWeightsModel ------------------------------------------
+def test_head_products_reproduce_the_layers_logits_and_outputs():
+    from iclab.instruments import head_products, head_spectra
+    from iclab.models import CausalTransformer, CausalTransformerConfig
+
+    config = CausalTransformerConfig(layers=("softmax", "linear"), heads=3, key_size=2,
+                                     dim_in=6, dim=0, dim_out=6, init_std=0.4)
+    model = CausalTransformer(config, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (7, 6))
+    products = head_products(model)
+    mask = np.tril(np.ones((7, 7), bool))
+    for i, layer in enumerate(model.layers):
+        p = products[i]
+        logits = p["logit_scale"] * np.einsum("td,hed,se->hts", x, p["qk"], x)
+        if layer.kind == "softmax":
+            e = np.exp(np.where(mask, logits, -np.inf) - logits.max(-1, keepdims=True))
+            expected = e / e.sum(-1, keepdims=True)
+        else:
+            expected = np.where(mask, logits, 0.0)
+        np.testing.assert_allclose(layer.pattern(x), expected, rtol=1e-4, atol=1e-6)
+        update = np.einsum("hts,se,hde->td", np.asarray(layer.pattern(x)), x, p["ov"])
+        np.testing.assert_allclose(layer(x), update, rtol=1e-4, atol=1e-5)
+    spectra = head_spectra(model, initial=model)
+    assert spectra["qk/rank@0.01"].shape == (2, 3)
+    assert float(spectra["qk/rank@0.01"].max()) <= 2  # rank ≤ the head size
+    np.testing.assert_allclose(
+        spectra["qk/sigma"][0], products[0]["logit_scale"] *
+        np.linalg.svd(np.asarray(products[0]["qk"]), compute_uv=False)[:, 0], rtol=1e-5)
+    assert float(jnp.abs(spectra["dqk/nuclear"]).max()) == 0.0  # no change from itself
+
+
+def test_gpt_head_weights_split_its_fused_projections():
+    from iclab.models import GPT, GPTConfig
+
+    model = GPT(GPTConfig(dim_in=3, width=12, layers=1, heads=3, max_len=5),
+                key=jax.random.key(2))
+    block, weights = model.blocks[0], model.head_weights()[0]
+    x = jax.random.normal(jax.random.key(3), (5, 12))
+    fused = jax.vmap(lambda r: block.qkv.weight @ r)(x)  # no bias
+    for i, name in enumerate(("q", "k", "v")):
+        part = fused[:, i * 12:(i + 1) * 12].reshape(5, 3, 4).transpose(1, 0, 2)
+        np.testing.assert_allclose(np.einsum("hkd,td->htk", weights[name], x), part,
+                                   rtol=1e-5, atol=1e-6)
+    mixed = jax.random.normal(jax.random.key(4), (5, 12))
+    per_head = mixed.reshape(5, 3, 4)
+    np.testing.assert_allclose(np.einsum("hdk,thk->td", weights["o"], per_head),
+                               jax.vmap(lambda r: block.out.weight @ r)(mixed), rtol=1e-5,
+                               atol=1e-6)
+    assert weights["logit_scale"] == pytest.approx(0.5)

@@ -12,7 +12,10 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
 - with ``entropy`` (models that implement ``AttentionPatternModel``, problems that say
   their inputs): ``probe/entropy/L{l}H{h}`` and ``probe/entropy_norm/L{l}H{h}``;
 - with ``spectra``: ``probe/{name}/stable_rank`` and ``/effective_rank`` of every weight
-  matrix (``{name}.{i}`` for the i-th of a stack of matrices, e.g. stacked layers);
+  matrix (``{name}.{i}`` for the i-th of a stack of matrices, e.g. stacked layers); and for
+  a ``HeadWeightsModel`` per head ``probe/heads/{qk|ov|dqk|dov}/{metric}/L{l}H{h}`` —
+  stable rank, effective rank, rank@0.01, nuclear/L2 ratio of W_Kᵀ W_Q and W_O W_V, of
+  their change since initialisation (``d…``), and ``qk/sigma`` (σ_QK);
 - with ``sharpness`` > 0: ``probe/sharpness``, the Hessian's top eigenvalue on the probe
   batch by that many power iterations from a fixed start vector (deterministic, so a
   resumed run logs the same numbers).
@@ -57,18 +60,23 @@ class ProbeConfig:
         check_nonnegative("train.probes.sharpness", self.sharpness)
 
 
-def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, batch
-                  ) -> dict:
-    """The probes of one seed's model on the probe batch (see the module docstring)."""
+HEAD_METRICS = ("stable_rank", "effective_rank", "rank@0.01", "nuclear_over_l2")
+
+
+def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, batch,
+                  initial=None) -> dict:
+    """The probes of one seed's model on the probe batch (see the module docstring);
+    ``initial``: the same seed's model at initialisation (for changes since then)."""
     from iclab.instruments import (
         attention_entropy,
+        head_spectra,
         hessian_operator,
         layer_norms,
         parameter_names,
         power_iteration,
         singular_value_metrics,
     )
-    from iclab.models import AttentionPatternModel
+    from iclab.models import AttentionPatternModel, HeadWeightsModel
 
     params, static = eqx.partition(model, eqx.is_array)
     loss_of = lambda p: problem.loss(eqx.combine(p, static), batch)
@@ -89,6 +97,16 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
                 metrics = singular_value_metrics(stack[i])
                 out[f"probe/{label}/stable_rank"] = metrics["stable_rank"]
                 out[f"probe/{label}/effective_rank"] = metrics["effective_rank"]
+        if isinstance(model, HeadWeightsModel):
+            spectra = head_spectra(model, initial)
+            wanted = [f"{p}/{m}" for p in ("qk", "ov", "dqk", "dov") for m in HEAD_METRICS
+                      if not (p.startswith("d") and m == "nuclear_over_l2")] + ["qk/sigma"]
+            for key in wanted:
+                if key not in spectra:
+                    continue
+                for layer in range(spectra[key].shape[0]):
+                    for head in range(spectra[key].shape[1]):
+                        out[f"probe/heads/{key}/L{layer}H{head}"] = spectra[key][layer, head]
     if (config.entropy and problem.inputs is not None
             and isinstance(model, AttentionPatternModel)):
         patterns = jax.vmap(model.attention_patterns)(problem.inputs(batch)).mean(0)

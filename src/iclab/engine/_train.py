@@ -164,8 +164,9 @@ class Trainer:
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
         self._init = jax.jit(jax.vmap(self._init_one))
         self._history: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
-        self._probe = jax.jit(jax.vmap(self._probe_one, in_axes=(0, 0, None)))
+        self._probe = jax.jit(jax.vmap(self._probe_one, in_axes=(0, 0, None, 0)))
         self._probe_batch = None
+        self._initial_params = None
 
     @property
     def history(self):
@@ -227,9 +228,10 @@ class Trainer:
     def _evaluate_one(self, params: Any, eval_data: Any) -> dict[str, Array]:
         return self.problem.evaluate(self.model(params), eval_data)
 
-    def _probe_one(self, params: Any, opt_state: Any, batch: Any) -> dict[str, Array]:
+    def _probe_one(self, params: Any, opt_state: Any, batch: Any, initial: Any
+                   ) -> dict[str, Array]:
         return probe_metrics(self.problem, self.optimizer, self.train.probes,
-                             self.model(params), opt_state, batch)
+                             self.model(params), opt_state, batch, self.model(initial))
 
     def probe(self, state: TrainState) -> dict[str, np.ndarray]:
         """The ``train.probes`` instruments of every seed on the fixed probe batch
@@ -237,7 +239,10 @@ class Trainer:
         if self._probe_batch is None:
             self._probe_batch = self.problem.sample_batch(
                 jax.random.key(self.train.probes.seed), self.train.probes.batch_size)
-        out = self._probe(state.params, state.opt_state, self._probe_batch)
+            # the initial parameters are a function of the seeds: the same after a resume
+            self._initial_params = self.init().params
+        out = self._probe(state.params, state.opt_state, self._probe_batch,
+                          self._initial_params)
         return {k: np.asarray(v) for k, v in out.items()}
 
     def _with_probes(self, step: int, state: TrainState, metrics: dict) -> dict:

@@ -45,6 +45,8 @@ from iclab.instruments._probes import probe_grid as probe_grid
 from iclab.instruments._probes import probe_scores as probe_scores
 from iclab.instruments._progress import induction_progress as induction_progress
 from iclab.instruments._spectra import factor_metrics as factor_metrics
+from iclab.instruments._spectra import head_products as head_products
+from iclab.instruments._spectra import head_spectra as head_spectra
 from iclab.instruments._spectra import singular_value_metrics as singular_value_metrics
 from iclab.instruments._spectra import spectral_norm as spectral_norm
 from iclab.instruments._stats import best_seed as best_seed

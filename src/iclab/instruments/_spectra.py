@@ -108,3 +108,67 @@ def spectral_norm(m: Float[Array, "a b"], u: Float[Array, " b"] | None = None,
     v = m @ u
     v = v / jnp.linalg.norm(v)
     return v @ m @ u, u
+
+
+def head_products(model) -> list[dict[str, Array]]:
+    """Per layer, the per-head products of a ``HeadWeightsModel``:
+
+        "qk": W_Kᵀ W_Q (H, D_qk, D_qk), the logits' bilinear form: a_ij = s x_iᵀ (W_Kᵀ W_Q)ᵀ x_j
+              with s the layer's logit scale;
+        "ov": W_O W_V (H, D, D), value → output.
+
+    Both have rank ≤ the head size.
+    """
+    from iclab.models import HeadWeightsModel, require
+
+    require(model, HeadWeightsModel, "head_products")
+    return [{"qk": jnp.einsum("hkd,hke->hde", w["k"], w["q"]),
+             "ov": jnp.einsum("hdk,hke->hde", w["o"], w["v"]),
+             "logit_scale": w["logit_scale"]} for w in model.head_weights()]
+
+
+def head_spectra(model, initial=None, thresholds: tuple[float, ...] = (1e-2, 1e-3)
+                 ) -> dict[str, Array]:
+    """Spectral metrics of every head's W_Kᵀ W_Q and W_O W_V (``head_products``), each an
+    array (layers, heads):
+
+    - ``qk/{m}``, ``ov/{m}`` for every ``singular_value_metrics`` key m;
+    - ``qk/sigma``: the logits' spectral norm σ_QK = s ‖W_Kᵀ W_Q‖₂ (with the logit scale s)
+      — the quantity the attention-entropy bound decays in;
+    - ``qk/nuclear_over_l2``, ``qk/imbalance_rel`` (factors A = W_Kᵀ, B = W_Qᵀ) and the
+      same for ``ov`` (A = W_O, B = W_Vᵀ): ``factor_metrics``;
+    - with ``initial`` (the model at initialisation): ``dqk/{m}``, ``dov/{m}`` of the
+      change M − M₀ since then.
+
+    References:
+        Kobayashi, Akram, von Oswald, NeurIPS 2024 (ranks of W_Kᵀ W_Q and W_O W_V under
+        weight decay); Zhai et al., ICML 2023 (σ_QK and entropy collapse).
+    """
+    from iclab.models import HeadWeightsModel, require
+
+    require(model, HeadWeightsModel, "head_spectra")
+    layers = head_products(model)
+    weights = model.head_weights()
+    start = head_products(initial) if initial is not None else None
+    rows: dict[str, list] = {}
+
+    def add(name, values):
+        rows.setdefault(name, []).append(values)
+
+    for i, (layer, w) in enumerate(zip(layers, weights, strict=True)):
+        for product in ("qk", "ov"):
+            metrics = jax.vmap(lambda m: singular_value_metrics(m, thresholds))(layer[product])
+            for key, values in metrics.items():
+                add(f"{product}/{key}", values)
+            a, b = ((jnp.swapaxes(w["k"], 1, 2), jnp.swapaxes(w["q"], 1, 2)) if product == "qk"
+                    else (w["o"], jnp.swapaxes(w["v"], 1, 2)))
+            for key, values in jax.vmap(factor_metrics)(a, b).items():
+                if key != "imbalance":
+                    add(f"{product}/{key}", values)
+            if start is not None:
+                delta = layer[product] - start[i][product]
+                for key, values in jax.vmap(lambda m: singular_value_metrics(m, thresholds)
+                                            )(delta).items():
+                    add(f"d{product}/{key}", values)
+        add("qk/sigma", layer["logit_scale"] * rows["qk/spectral"][-1])
+    return {name: jnp.stack(values) for name, values in rows.items()}

@@ -25,6 +25,7 @@ from iclab.models._gpt import GPT as GPT
 from iclab.models._gpt import GPTConfig as GPTConfig
 from iclab.models._interface import ROLES as ROLES
 from iclab.models._interface import AttentionPatternModel as AttentionPatternModel
+from iclab.models._interface import HeadWeightsModel as HeadWeightsModel
 from iclab.models._interface import LayerReadoutModel as LayerReadoutModel
 from iclab.models._interface import LinearAttentionStack as LinearAttentionStack
 from iclab.models._interface import ParameterRolesModel as ParameterRolesModel

@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from iclab._errors import ConfigError, check_choice, check_nonnegative, check_positive_int
 from iclab.models._interface import (
     AttentionPatternModel,
+    HeadWeightsModel,
     ParameterRolesModel,
     ResidualStreamModel,
     roles_by_path,
@@ -296,7 +297,8 @@ def _causal_role(name: str) -> str:
             "read_out": "readout"}.get(head, "other")
 
 
-class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel):
+class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel,
+                        HeadWeightsModel):
     """Causal stack of attention layers on one sequence of tokens (T, dim_in) → (T, dim_out).
 
     ``residual_stream`` returns the activations after the embedding and after every
@@ -371,6 +373,13 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:
         return self.predict_from(self.residual_stream(tokens)[-1])
+
+    def head_weights(self) -> list[dict]:
+        """Each layer's w_q, w_k, w_v (H, k, D) and w_p (H, D, k); logit scale 1/√k for
+        softmax layers, 1 for linear and mesa layers."""
+        return [{"q": layer.w_q, "k": layer.w_k, "v": layer.w_v, "o": layer.w_p,
+                 "logit_scale": 1 / math.sqrt(layer.w_q.shape[1]) if layer.kind == "softmax"
+                 else 1.0} for layer in self.layers]
 
     def parameter_roles(self):
         """embed / position_embedding: embedding; attention layers: attention; MLP

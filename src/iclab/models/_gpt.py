@@ -7,6 +7,7 @@ attention weights for instruments.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -18,6 +19,7 @@ from iclab._errors import check_positive_int
 from iclab.models._causal import causal_softmax_pattern
 from iclab.models._interface import (
     AttentionPatternModel,
+    HeadWeightsModel,
     ParameterRolesModel,
     ResidualStreamModel,
     roles_by_path,
@@ -92,7 +94,7 @@ def _gpt_role(name: str) -> str:
             "read_out": "readout"}.get(name.split(".")[0], "other")
 
 
-class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel):
+class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadWeightsModel):
     read_in: eqx.nn.Linear
     positions: Float[Array, "max_len w"]
     blocks: tuple[_Block, ...]
@@ -108,6 +110,20 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel):
         self.blocks = tuple(_Block(config.width, config.heads, key=k) for k in keys[3:])
         self.ln_f = eqx.nn.LayerNorm(config.width)
         self.read_out = eqx.nn.Linear(config.width, 1, key=keys[2])
+
+    def head_weights(self) -> list[dict]:
+        """The fused qkv Linear split into heads (its rows: q, then k, then v; head h owns
+        the rows h·W/H … (h+1)·W/H − 1 of each), and the out Linear's columns per head;
+        logit scale 1/√(W/H). Biases are left out (they shift, not rotate, the logits)."""
+        out = []
+        for block in self.blocks:
+            w = block.qkv.weight.shape[1]
+            d = w // block.heads
+            q, k, v = (block.qkv.weight[i * w:(i + 1) * w].reshape(block.heads, d, w)
+                       for i in range(3))
+            o = block.out.weight.reshape(w, block.heads, d).transpose(1, 0, 2)
+            out.append({"q": q, "k": k, "v": v, "o": o, "logit_scale": 1 / math.sqrt(d)})
+        return out
 
     def parameter_roles(self):
         """read_in, positions: embedding; qkv, out: attention; MLP weights: mlp;

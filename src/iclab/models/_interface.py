@@ -84,6 +84,23 @@ class LinearAttentionStack(QueryReadoutModel):
         return -query[-1]
 
 
+class HeadWeightsModel(eqx.Module):
+    """A model whose attention heads' projections can be read.
+
+    ``head_weights`` gives, per layer, a dict of stacked per-head matrices with row-major
+    projections (q = W_Q x, k = W_K x, v = W_V x for a token x of width D, and the head's
+    output W_O v added to the residual stream):
+
+        "q", "k": (H, d_k, D_qk),  "v": (H, d_v, D),  "o": (H, D, d_v),
+
+    and "logit_scale", the factor on q·k in the attention logits (1/√d_k for softmax).
+    """
+
+    @abc.abstractmethod
+    def head_weights(self) -> list[dict]:
+        """Per layer: {"q", "k", "v", "o", "logit_scale"} (see the class docstring)."""
+
+
 ROLES = ("embedding", "attention", "mlp", "readout", "norm", "bias", "other")
 """What a parameter array is for: the groups of per-role weight decay (and of the
 parametrisation schemes to come)."""
