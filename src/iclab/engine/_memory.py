@@ -85,11 +85,13 @@ def footprint(problem, optim, train) -> Footprint:
     import equinox as eqx
 
     from iclab.engine._optim import make_optimizer
+    from iclab.engine._train import roles_of
 
     key = jax.random.key(0)
     model = eqx.filter_eval_shape(problem.init_model, key)  # models may hold functions
     params = eqx.filter(model, lambda x: isinstance(x, jax.ShapeDtypeStruct))
-    opt_state = jax.eval_shape(make_optimizer(optim, train.steps).init, params)
+    opt_state = jax.eval_shape(make_optimizer(optim, train.steps, roles_of(model)).init,
+                               params)
     sample = problem.sample_batch
     batch = eqx.filter_eval_shape(lambda k: sample(k, train.batch_size), key)
     return Footprint(params=tree_bytes(params), opt_state=tree_bytes(opt_state),

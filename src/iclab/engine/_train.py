@@ -132,28 +132,31 @@ def _divergences(losses: np.ndarray, metrics: dict[str, np.ndarray], start: int,
     return found
 
 
+def roles_of(model) -> Callable | None:
+    """params → roles for a ``ParameterRolesModel`` (the optimiser's weight-decay masks),
+    None for a model that does not label its parameters."""
+    from iclab.models import ParameterRolesModel
+
+    if isinstance(model, ParameterRolesModel):
+        return lambda params: params.parameter_roles()
+    return None
+
+
 def check_training(problem: "Problem", optim: OptimConfig, train: TrainConfig) -> None:
     """Raise the ``ConfigError`` a ``Trainer`` of this problem would raise, without
     building the model (its shapes only): e.g. ``optim.attention_weight_decay`` for a model
     that does not label its parameters."""
-    from iclab.models import ParameterRolesModel
-
     example = eqx.filter_eval_shape(problem.init_model, jax.random.key(0))
-    labels = isinstance(example, ParameterRolesModel)
-    make_optimizer(optim, train.steps, roles=(lambda params: params.parameter_roles())
-                   if labels else None)
+    make_optimizer(optim, train.steps, roles=roles_of(example))
 
 
 class Trainer:
     """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
 
     def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig):
-        from iclab.models import ParameterRolesModel
-
         self.problem, self.train = problem, train
         example = problem.init_model(jax.random.key(0))
-        roles = ((lambda params: params.parameter_roles())
-                 if isinstance(example, ParameterRolesModel) else None)
+        roles = roles_of(example)
         self.optimizer = make_optimizer(optim, train.steps, roles=roles)
         self._roles = roles
         _, self.static = eqx.partition(example, eqx.is_array)

@@ -385,7 +385,7 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         """embed / position_embedding: embedding; attention layers: attention; MLP
         weights: mlp; LayerNorms (gain and bias): norm; read_out: readout; other
         biases: bias."""
-        return roles_by_path(eqx.filter(self, eqx.is_array), _causal_role)
+        return roles_by_path(self, _causal_role)
 
     def attention_patterns(self, tokens: Float[Array, "t d"]) -> Float[Array, "l h t t"]:
         """Each layer's attention weights (mesa layers: the linear scores k_{t'}ᵀ q_t)."""

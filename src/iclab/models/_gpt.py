@@ -128,7 +128,7 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
     def parameter_roles(self):
         """read_in, positions: embedding; qkv, out: attention; MLP weights: mlp;
         LayerNorms (gain and bias): norm; read_out: readout; other biases: bias."""
-        return roles_by_path(eqx.filter(self, eqx.is_array), _gpt_role)
+        return roles_by_path(self, _gpt_role)
 
     def _run(self, tokens: Float[Array, "t d"]):
         h = jax.vmap(self.read_in)(tokens) + self.positions[: tokens.shape[0]]

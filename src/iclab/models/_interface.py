@@ -121,7 +121,9 @@ class ParameterRolesModel(eqx.Module):
 
 def roles_by_path(params, rule) -> object:
     """A pytree of roles from ``rule(dotted name) -> role`` over the arrays of ``params``
-    (names as ``iclab.instruments.parameter_names``); non-array leaves stay None."""
+    (a model, its filtered arrays, or its abstract shapes; names as
+    ``iclab.instruments.parameter_names``); every other leaf becomes None, so the result
+    has the structure of ``eqx.filter(model, eqx.is_array)``."""
     import jax
 
     def label(path, leaf):
