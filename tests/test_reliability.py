@@ -316,13 +316,16 @@ def test_ctrl_c_or_sigterm_leaves_an_interrupted_run(tmp_path, signum):
 
     signum = getattr(signal, signum)
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "iclab.cli", "run", "icl-gd", "--quick",
-                             "--set", "eval.tasks=500", "--set", "eval.ood_tasks=50",
-                             "--set", "train.steps=100000", "--seeds", "1",
-                             "--out", str(out)], stdout=subprocess.PIPE,
+    argv = ["run", "icl-gd", "--quick", "--set", "eval.tasks=500", "--set",
+            "eval.ood_tasks=50", "--set", "train.steps=100000", "--seeds", "1",
+            "--out", str(out)]
+    # re-enable Ctrl-C in the child (a background job inherits SIGINT ignored) without a
+    # preexec_fn, which would run Python between fork and exec in a threaded process
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from iclab.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "JAX_PLATFORMS": "cpu"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
     deadline = time.time() + 300
     while time.time() < deadline:
         ckpt = list(out.glob("icl-gd/*/checkpoint.json"))
