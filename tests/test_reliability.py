@@ -51,7 +51,12 @@ def _no_run_folders(root) -> bool:
      "train.steps"),
     (["run", "icl-gd", "--quick", "--set", "train.batch_size=100000000"],
      "too large for this machine"),
-    (["run", "icl-gd", "--quick", "--set", "task.d=100000"], "too large for this machine"),
+    # the issue's `task.d=100000` alone takes ~40 s to fail on its 44 GB evaluation set:
+    # the same two paths, quicker (allocation failure while building the jobs)
+    (["run", "icl-gd", "--quick", "--set", "task.d=100000", "--set", "eval.tasks=1",
+      "--set", "eval.ood_tasks=1"], "too large for this machine"),
+    (["run", "icl-gd", "--quick", "--set", "eval.tasks=2000000000"],
+     "too large for this machine"),
     (["run", "function-classes", "--quick", "--set", "model.width=1000000"],
      "too large for this machine"),
     (["run", "icl-gd", "--quick", "--set", "task.d="], "task.d"),
@@ -276,6 +281,8 @@ def test_an_ambiguous_or_missing_run_is_refused(tmp_path, capsys):
     assert "ambiguous" in _one_error_line(capsys)
     assert main(["run", "--resume", "nothing", "--out", str(tmp_path)]) == 2
     assert "no run" in _one_error_line(capsys)
+    assert main(["run", "--resume", "20260101-000000", "--dry-run", "--out", str(tmp_path)]) == 2
+    assert "--resume alone" in _one_error_line(capsys)
 
 
 # -- run states and the writer's lock ---------------------------------------------------

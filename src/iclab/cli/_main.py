@@ -161,7 +161,7 @@ def _resume(cmd: "RunCmd"):
     is missing, damaged, or its config can no longer be rebuilt."""
     from iclab.store import DamagedRun, RunDir, check_run, find_run
 
-    if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick:
+    if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick or cmd.dry_run:
         raise ConfigError("--resume", cmd.resume,
                           "--resume alone: the run's own config is reused")
     try:
