@@ -85,3 +85,22 @@ def test_full_batch_and_with_replacement():
         finite_sampler(data, 4, mode="full")
     with pytest.raises(ConfigError, match="train.batch_size"):
         finite_sampler(data, 9)
+
+
+def test_sparse_parity_labels_are_the_product_over_a_fixed_support():
+    from iclab.tasks import SparseParityTask
+
+    task = SparseParityTask(n=12, k=3, support_seed=5)
+    support = task.support
+    assert len(support) == 3 and len(set(support)) == 3 and max(support) < 12
+    assert SparseParityTask(n=12, k=3, support_seed=5).support == support
+    assert SparseParityTask(n=12, k=3, support_seed=6).support != support
+    batch = task.sample_batch(jax.random.key(0), 4000)
+    x, y = np.asarray(batch.x), np.asarray(batch.y)
+    assert set(np.unique(x)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(y, np.prod(x[:, list(support)], axis=1))
+    assert abs(x.mean()) < 0.05 and abs(y.mean()) < 0.1  # balanced bits and labels
+    # no single coordinate, and no pair inside the support, predicts the label
+    assert np.abs(x.T @ y / len(y)).max() < 0.1
+    with pytest.raises(ConfigError, match="task.k"):
+        SparseParityTask(n=3, k=4)

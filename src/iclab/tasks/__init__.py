@@ -44,6 +44,8 @@ from iclab.tasks._linear_regression import (
 from iclab.tasks._modular import MODULAR_OPERATIONS as MODULAR_OPERATIONS
 from iclab.tasks._modular import Equations as Equations
 from iclab.tasks._modular import ModularArithmetic as ModularArithmetic
+from iclab.tasks._parity import ParityExample as ParityExample
+from iclab.tasks._parity import SparseParityTask as SparseParityTask
 from iclab.tasks._protocol import BatchDrawnTask as BatchDrawnTask
 from iclab.tasks._protocol import Task as Task
 from iclab.tasks._protocol import VmappedTask as VmappedTask
