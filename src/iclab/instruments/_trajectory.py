@@ -20,16 +20,10 @@ from jaxtyping import Array
 def parameter_names(tree: Any) -> list[str]:
     """Stable dotted names of a pytree's array leaves, e.g. ``blocks.0.attn.w_q``
     (``jax.tree_util.keystr`` with the brackets and quotes removed)."""
-    names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if not hasattr(leaf, "shape"):
-            continue
-        parts = []
-        for key in path:
-            name = getattr(key, "name", None) or getattr(key, "key", None)
-            parts.append(str(key.idx) if hasattr(key, "idx") else str(name))
-        names.append(".".join(parts) or "value")
-    return names
+    from iclab.models import path_name
+
+    return [path_name(path) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+            if hasattr(leaf, "shape")]
 
 
 def layer_norms(params: Any, grads: Any | None = None, updates: Any | None = None

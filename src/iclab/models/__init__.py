@@ -32,6 +32,7 @@ from iclab.models._interface import ParameterRolesModel as ParameterRolesModel
 from iclab.models._interface import QueryReadoutModel as QueryReadoutModel
 from iclab.models._interface import ResidualStreamModel as ResidualStreamModel
 from iclab.models._interface import SequenceModel as SequenceModel
+from iclab.models._interface import path_name as path_name
 from iclab.models._interface import require as require
 from iclab.models._interface import roles_by_path as roles_by_path
 from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention

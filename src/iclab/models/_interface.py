@@ -119,6 +119,15 @@ class ParameterRolesModel(eqx.Module):
         """The role of every array: a pytree like ``eqx.filter(self, eqx.is_array)``."""
 
 
+def path_name(path) -> str:
+    """A pytree key path as a stable dotted name, e.g. ``blocks.0.attn.w_q``
+    (``jax.tree_util.keystr`` without brackets and quotes)."""
+    parts = [str(k.idx) if hasattr(k, "idx") else str(getattr(k, "name", None) or
+                                                      getattr(k, "key", None))
+             for k in path]
+    return ".".join(parts) or "value"
+
+
 def roles_by_path(params, rule) -> object:
     """A pytree of roles from ``rule(dotted name) -> role`` over the arrays of ``params``
     (a model, its filtered arrays, or its abstract shapes; names as
@@ -129,12 +138,10 @@ def roles_by_path(params, rule) -> object:
     def label(path, leaf):
         if not hasattr(leaf, "shape"):
             return None
-        parts = [str(k.idx) if hasattr(k, "idx") else str(getattr(k, "name", None) or
-                                                          getattr(k, "key", None))
-                 for k in path]
-        role = rule(".".join(parts))
+        name = path_name(path)
+        role = rule(name)
         if role not in ROLES:
-            raise ValueError(f"role {role!r} of {'.'.join(parts)} is not one of {ROLES}")
+            raise ValueError(f"role {role!r} of {name} is not one of {ROLES}")
         return role
 
     return jax.tree_util.tree_map_with_path(label, params)
