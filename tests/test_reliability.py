@@ -1,6 +1,7 @@
 """Reliability: bad input refused before anything is written, damaged run folders never
 break a listing, run states and the writer's lock, divergence as an outcome, provenance."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -438,6 +439,50 @@ def test_divergence_is_recorded_at_the_exact_step(tmp_path):
     recorded = rows[rows.metric == "diverged_step"]
     assert recorded.value.tolist() == [float(expected)]
     assert messages == [f"model: seed 0 diverged at step {expected} (non-finite training loss)"]
+
+
+def test_a_diverged_seed_stops_and_the_others_train_on(tmp_path):
+    """Two seeds of the climber: seed 0 starts at w = 0 and crosses K (NaN loss) at the
+    step a plain loop finds; seed 1 starts far below K and stays finite. Seed 0 stops there:
+    its evaluation at that step (w at that step, finite, whose loss is not) is
+    recorded at that step, its
+    later evaluations and its final ones are NaN, its model is the last finite one, and
+    seed 1's numbers are those of a run alone."""
+    k_limit, first = 10.5, _seed_data(0)
+    problem = Problem(init_model=lambda key: _Climber(
+                          jnp.where(jax.random.key_data(key).sum() == first, 0.0,
+                                    -1e4)),
+                      sample_batch=lambda key, b: jnp.zeros((b,)),
+                      loss=lambda m, batch: -m.w + jnp.log(k_limit - m.w),
+                      evaluate=lambda m, data: {"w": m.w})
+    w, expected = 0.0, None
+    for step in range(100):
+        if not k_limit - w > 0:
+            expected, last = step, w  # the parameters whose loss is NaN: they are kept
+            break
+        w = w - 1.0 * (-1 - 1 / (k_limit - w))
+    train = TrainConfig(steps=60, batch_size=1, eval_every=20, seeds=2)
+    trainer = Trainer(problem, OptimConfig(name="sgd", lr=1.0), train)
+    run = RunDir.create(tmp_path, "demo", {})
+    state = trainer.fit(None, run=run)
+    rows = run.metrics()
+    seed0 = rows[(rows.seed == 0) & (rows.metric == "w")].sort_values("step")
+    assert rows[rows.metric == "diverged_step"].value.tolist() == [float(expected)]
+    at = seed0[seed0.step == expected].value
+    assert at.tolist() == [pytest.approx(last, rel=1e-6)]
+    assert seed0[seed0.step > expected].value.isna().all()
+    assert np.asarray(state.halted).tolist() == [True, False]
+    final = trainer.evaluate(state, None)["w"]
+    assert np.isnan(final[0]) and np.isfinite(final[1])
+    assert float(trainer.models(state)[0].w) == pytest.approx(last, rel=1e-6)
+    alone = Trainer(problem, OptimConfig(name="sgd", lr=1.0),
+                    dataclasses.replace(train, seeds=1, seed=1)).fit(None)
+    assert float(final[1]) == float(alone.params.w[0])
+
+
+def _seed_data(seed: int) -> int:
+    """The sum of the key data of the init key of seed ``seed`` (as ``Trainer`` splits it)."""
+    return int(jax.random.key_data(jax.random.split(jax.random.key(seed))[0]).sum())
 
 
 def test_non_finite_claims_are_strict_json_and_fail(tmp_path):

@@ -92,12 +92,34 @@ class Problem:
 
 
 class TrainState(eqx.Module):
-    """Everything one seed needs to continue training."""
+    """Everything one seed needs to continue training.
+
+    ``halted`` is set by the first step whose loss or updated parameters are not finite;
+    from then on the seed's parameters and optimiser state stay those that step started
+    from (its last finite model) and its training loss reads NaN, while the other seeds
+    train on."""
 
     params: Any
     opt_state: Any
     step: Array
     data_key: Array
+    halted: Array
+
+
+class _StateBefore(eqx.Module):
+    """A checkpoint written before ``TrainState.halted`` existed (read-only)."""
+
+    params: Any
+    opt_state: Any
+    step: Array
+    data_key: Array
+
+
+def _all_finite(tree: Any) -> Array:
+    """One bool: every floating leaf of ``tree`` is finite."""
+    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+              if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
 
 
 def _finite_per_seed(params: Any, seeds: int) -> np.ndarray:
@@ -130,6 +152,13 @@ def _divergences(losses: np.ndarray, metrics: dict[str, np.ndarray], start: int,
                 found[s] = (start + losses.shape[1], f"evaluation metric {name}")
                 break
     return found
+
+
+def _nan_where(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """``values`` (seeds, ...) with the rows of the ``seeds`` mask set to NaN."""
+    values = np.array(values, dtype=np.result_type(values.dtype, np.float32))
+    values[seeds] = np.nan
+    return values
 
 
 def roles_of(model) -> Callable | None:
@@ -195,7 +224,7 @@ class Trainer:
         if self.train.init_scale != 1.0:
             params = self._scaled(params, self.train.init_scale)
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32),
-                          jax.random.key_data(data_key))
+                          jax.random.key_data(data_key), jnp.zeros((), bool))
 
     def init(self, first_seed: int | None = None) -> TrainState:
         """The stacked initial state of all seeds (seed s: ``first_seed + s``, default
@@ -222,7 +251,11 @@ class Trainer:
             lambda p: self.problem.loss(self.model(p), batch))(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1, state.data_key), loss
+        ok = ~state.halted & jnp.isfinite(loss) & _all_finite(params)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+        return (TrainState(params, opt_state, state.step + 1, state.data_key, ~ok),
+                jnp.where(ok, loss, jnp.nan))
 
     def _run_chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
         scan = lambda s: jax.lax.scan(self._step_one, s, None, length=length)
@@ -267,8 +300,15 @@ class Trainer:
             self.compile_seconds += time.perf_counter() - start
         return self._compiled[length]
 
-    def evaluate(self, state: TrainState, eval_data: Any) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
+    def evaluate(self, state: TrainState, eval_data: Any, halted_as_nan: bool = True
+                 ) -> dict[str, np.ndarray]:
+        """``problem.evaluate`` for every seed: metric → (seeds, ...). A halted (diverged)
+        seed reads NaN unless ``halted_as_nan`` is False (then: its last finite model)."""
+        out = {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
+        halted = np.asarray(state.halted)
+        if halted_as_nan and halted.any():
+            out = {k: _nan_where(v, halted) for k, v in out.items()}
+        return out
 
     def fit(self, eval_data: Any, run=None, progress=None, state: TrainState | None = None,
             tag: str = "", stop: Callable[[int, dict], bool] | None = None,
@@ -291,19 +331,23 @@ class Trainer:
                 stops where the uninterrupted one did).
             log: optional callback for one-line messages (a seed's divergence).
 
-        Divergence is an outcome, not an error: the first step at which a seed's training
-        loss (or an evaluation metric) is NaN or ±inf is recorded once, as the metric
-        ``diverged_step`` (value: that step) at the evaluation that saw it, and logged;
-        the seed trains on (its numbers stay NaN) so that every seed has the same steps.
+        Divergence is an outcome, not an error. The first step at which a seed's training
+        loss or updated parameters are NaN or ±inf (or, at an evaluation, an evaluation
+        metric) stops that seed (``TrainState.halted``); the other seeds go on. It is
+        recorded once, as the metric ``diverged_step`` (value: that step) at the
+        evaluation that saw it, and logged; the seed's last finite model is evaluated and
+        its metrics recorded at that step; its later evaluations and its final ones read
+        NaN, and its model (``models``) is the last finite one.
         """
         state = self.init() if state is None else state
         ckpt = f"checkpoint-{tag}" if tag else "checkpoint"
         if run is not None and run.checkpoint_step(ckpt) is not None:
-            state = run.load_checkpoint(state, ckpt)
+            state = self._restore(run, ckpt, state)
         step = int(state.step[0])
-        # a resumed seed whose parameters are already non-finite diverged (and was
-        # recorded) before the checkpoint
-        diverged = set(np.flatnonzero(~_finite_per_seed(state.params, self.train.seeds)))
+        # a resumed seed that halted (or, in an older checkpoint, whose parameters are
+        # non-finite) diverged, and was recorded, before the checkpoint
+        diverged = set(np.flatnonzero(np.asarray(state.halted)
+                                      | ~_finite_per_seed(state.params, self.train.seeds)))
         metrics = self.evaluate(state, eval_data) if (step == 0 or stop is not None) else {}
         if step == 0:
             self._record(run, 0, self._with_probes(0, state, metrics), None, tag)
@@ -314,8 +358,17 @@ class Trainer:
             state, losses = program(state)
             losses = np.asarray(losses)  # the one host sync per chunk
             rate = length / (time.perf_counter() - start)
-            metrics = self._with_probes(step + length, state, self.evaluate(state, eval_data))
+            metrics = self._with_probes(step + length, state,
+                                        self.evaluate(state, eval_data, halted_as_nan=False))
             new = _divergences(losses, metrics, step, diverged)
+            if new:
+                state = self._halt(state, list(new))
+                self._record_last_finite(run, step + length, new, metrics, tag)
+            stopped = np.asarray(state.halted)
+            if stopped.any():
+                metrics = {k: _nan_where(v, stopped) if np.size(v) % len(stopped) == 0
+                           and np.shape(v)[:1] == stopped.shape else v
+                           for k, v in metrics.items()}
             step += length
             self._record(run, step, metrics, losses.mean(axis=1), tag, new)
             for s, (at, what) in new.items():
@@ -328,6 +381,43 @@ class Trainer:
             if progress is not None:
                 progress(step, self.train.steps, float(losses[:, -1].mean()), rate)
         return state
+
+    def _restore(self, run, name: str, like: TrainState) -> TrainState:
+        try:
+            return run.load_checkpoint(like, name)
+        except Exception:  # noqa: BLE001 - a checkpoint from before ``halted``
+            old = run.load_checkpoint(_StateBefore(like.params, like.opt_state, like.step,
+                                                   like.data_key), name)
+            return TrainState(old.params, old.opt_state, old.step, old.data_key,
+                              like.halted)
+
+    def _halt(self, state: TrainState, seeds: list[int]) -> TrainState:
+        """Mark ``seeds`` halted (a seed whose evaluation, not training, went non-finite
+        is stopped here, on the host)."""
+        halted = np.asarray(state.halted).copy()
+        halted[seeds] = True
+        return eqx.tree_at(lambda s: s.halted, state, jnp.asarray(halted))
+
+    def _record_last_finite(self, run, end: int, new: dict, metrics: dict, tag: str) -> None:
+        """The evaluation of each newly diverged seed's last finite model, at the step it
+        diverged (it kept the parameters that step started from)."""
+        from iclab.store import MetricRows
+
+        rows = MetricRows()
+        for s, (at, what) in new.items():
+            if what != "training loss":
+                continue  # the model itself is finite: its metrics are not
+            for name, values in metrics.items():
+                values = np.asarray(values)
+                if values.shape[:1] != (self.train.seeds,):
+                    continue
+                for v in values[s].reshape(-1):
+                    rows.add(at, self.train.seed + s, f"{tag}/{name}" if tag else name,
+                             float(v))
+        for key, column in rows.columns.items():
+            self._history[key].extend(column)
+        if run is not None and rows.columns["step"]:
+            run.write_metrics(f"{tag or 'train'}-{end:09d}-last-finite", rows)
 
     def _record(self, run, step: int, metrics: dict[str, np.ndarray],
                 train_loss: np.ndarray | None, tag: str,
