@@ -104,3 +104,46 @@ def test_sparse_parity_labels_are_the_product_over_a_fixed_support():
     assert np.abs(x.T @ y / len(y)).max() < 0.1
     with pytest.raises(ConfigError, match="task.k"):
         SparseParityTask(n=3, k=4)
+
+
+# -- the synthetic Markov language --------------------------------------------------------
+def test_markov_language_matches_its_chain_by_monte_carlo():
+    """Sampled sequences against the closed forms: the bigram frequencies are π_i P_ij at
+    every position (the chain starts stationary), and the mean of −log P(x_{t+1} | x_t)
+    over the samples is the entropy rate, which an independent numpy computation gives."""
+    from iclab.tasks import MarkovLanguageTask
+
+    task = MarkovLanguageTask(vocab=6, length=12, branching=3, concentration=1.0)
+    p, pi = task.transitions, task.stationary
+    assert np.allclose(p.sum(1), 1) and np.allclose(pi @ p, pi) and (pi > 0).all()
+    assert ((p > 0).sum(1) == 3).all()
+    tokens = np.asarray(task.sample_batch(jax.random.key(0), 40_000).tokens)
+    assert tokens.shape == (40_000, 13)
+    pairs = np.zeros((6, 6))
+    np.add.at(pairs, (tokens[:, :-1].ravel(), tokens[:, 1:].ravel()), 1)
+    expected = pi[:, None] * p
+    se = np.sqrt(expected * (1 - expected) / pairs.sum())
+    assert np.all(np.abs(pairs / pairs.sum() - expected) <= 5 * se + 1e-12)
+    for t in (0, 6, 12):  # the marginal is π at every position
+        freq = np.bincount(tokens[:, t], minlength=6) / tokens.shape[0]
+        assert np.abs(freq - pi).max() < 5 * np.sqrt(0.25 / tokens.shape[0])
+    nll = -np.log(p[tokens[:, :-1], tokens[:, 1:]])
+    rate = -sum(pi[i] * sum(p[i, j] * np.log(p[i, j]) for j in range(6) if p[i, j] > 0)
+                for i in range(6))
+    assert task.entropy_rate == pytest.approx(rate, rel=1e-12)
+    per_sequence = nll.mean(axis=1)  # independent across sequences
+    assert nll.mean() == pytest.approx(rate, abs=5 * per_sequence.std()
+                                       / np.sqrt(per_sequence.size))
+
+
+def test_markov_language_extremes_and_bad_input():
+    from iclab.tasks import MarkovLanguageTask
+
+    cycle = MarkovLanguageTask(vocab=5, length=7, branching=1)
+    tokens = np.asarray(cycle.sample(jax.random.key(3)).tokens)
+    assert (np.diff(tokens) % 5 == 1).all() and cycle.entropy_rate == pytest.approx(0.0)
+    assert np.allclose(cycle.stationary, 0.2)
+    with pytest.raises(ConfigError, match="task.branching"):
+        MarkovLanguageTask(vocab=4, branching=5)
+    with pytest.raises(ConfigError, match="task.concentration"):
+        MarkovLanguageTask(concentration=float("nan"))

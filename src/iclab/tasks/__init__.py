@@ -41,6 +41,7 @@ from iclab.tasks._linear_regression import (
 from iclab.tasks._linear_regression import (
     to_tokens as to_tokens,
 )
+from iclab.tasks._markov import MarkovLanguageTask as MarkovLanguageTask
 from iclab.tasks._modular import MODULAR_OPERATIONS as MODULAR_OPERATIONS
 from iclab.tasks._modular import Equations as Equations
 from iclab.tasks._modular import ModularArithmetic as ModularArithmetic
