@@ -156,3 +156,26 @@ def test_pre_and_post_layernorm_blocks_follow_their_definitions(position):
     x1 = stream[1] if position == "post" else ln(2, stream[1])
     np.testing.assert_allclose(model.attention_patterns(tokens)[1], model.layers[1].pattern(x1),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_diagonal_softmax_head_matches_numpy_and_its_products(key):
+    """The diagonal head against an independent numpy forward pass, and its products as
+    the spectral instruments read them: W_Kᵀ W_Q = diag(w_Q ⊙ w_K), W_O W_V = diag(w_V ⊙ w_O)."""
+    from iclab.instruments import head_products
+    from iclab.models import DiagonalSoftmaxHead, HeadWeightsModel
+
+    head = DiagonalSoftmaxHead.initialise(5, 0.7, key=key)
+    x = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (6, 5)))
+    wq, wk, wv, wo = (np.asarray(w, np.float64) for w in (head.wq, head.wk, head.wv, head.wo))
+    logits = x @ np.diag(wq * wk) @ x.T / np.sqrt(5)
+    attn = np.exp(logits - logits.max(1, keepdims=True))
+    attn /= attn.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(head(jnp.asarray(x))), attn @ x @ np.diag(wv * wo),
+                               rtol=1e-5, atol=1e-6)
+    assert isinstance(head, HeadWeightsModel)
+    (layer,) = head_products(head)
+    np.testing.assert_allclose(np.asarray(layer["qk"][0]), np.diag(wq * wk), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer["ov"][0]), np.diag(wv * wo), rtol=1e-6)
+    teacher = DiagonalSoftmaxHead.from_products(jnp.array([2.0, 0, 0]), jnp.array([0, 1.0, 0]))
+    assert np.asarray(teacher.attention_product).tolist() == [2.0, 0, 0]
+    assert np.asarray(teacher.value_product).tolist() == [0, 1.0, 0]

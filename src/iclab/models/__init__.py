@@ -10,6 +10,7 @@ from iclab.models._causal import mesa_attention_forgetting as mesa_attention_for
 from iclab.models._causal import sinusoidal_positions as sinusoidal_positions
 from iclab.models._diag import DiagonalLSA as DiagonalLSA
 from iclab.models._diag import FullLSA as FullLSA
+from iclab.models._diagonal_head import DiagonalSoftmaxHead as DiagonalSoftmaxHead
 from iclab.models._disentangled import DisentangledCoordinates as DisentangledCoordinates
 from iclab.models._disentangled import DisentangledTransformer as DisentangledTransformer
 from iclab.models._disentangled import pairs_population_loss as pairs_population_loss
