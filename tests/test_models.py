@@ -179,3 +179,31 @@ def test_diagonal_softmax_head_matches_numpy_and_its_products(key):
     teacher = DiagonalSoftmaxHead.from_products(jnp.array([2.0, 0, 0]), jnp.array([0, 1.0, 0]))
     assert np.asarray(teacher.attention_product).tolist() == [2.0, 0, 0]
     assert np.asarray(teacher.value_product).tolist() == [0, 1.0, 0]
+
+
+def test_token_mlp_matches_numpy_and_labels_its_roles(key):
+    """The token MLP against a numpy forward pass (embed, concatenate, ReLU layers,
+    read-out), its roles, and ``role_norms`` against the norms of those arrays."""
+    from iclab.instruments import role_norms
+    from iclab.models import ParameterRolesModel, TokenMLP, TokenMLPConfig
+
+    config = TokenMLPConfig(tokens=2, vocab=7, embed=3, hidden=(5, 4), out=7)
+    model = TokenMLP(config, key=key)
+    assert isinstance(model, ParameterRolesModel)
+    tokens = np.array([2, 6])
+    e = np.asarray(model.embedding, np.float64)
+    h = np.concatenate([e[2], e[6]])
+    for w, b in zip(model.weights, model.biases, strict=True):
+        h = np.maximum(np.asarray(w, np.float64) @ h + np.asarray(b, np.float64), 0)
+    expected = np.asarray(model.read_out, np.float64) @ h
+    out = model(jax.nn.one_hot(jnp.asarray(tokens), 7))
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-6)
+    norms = {k: float(v) for k, v in role_norms(model).items()}
+    assert norms["readout"] == pytest.approx(np.linalg.norm(np.asarray(model.read_out)),
+                                             rel=1e-6)
+    assert norms["mlp"] == pytest.approx(np.sqrt(sum(float(np.sum(np.asarray(w) ** 2))
+                                                     for w in model.weights)), rel=1e-6)
+    bound = 1 / np.sqrt(config.input_width)  # nn.Linear's U(±1/√fan_in)
+    assert np.abs(np.asarray(model.weights[0])).max() <= bound
+    features = TokenMLP(TokenMLPConfig(tokens=6, hidden=(8,), out=1), key=key)
+    assert features.embedding is None and features(jnp.ones(6)).shape == (1,)

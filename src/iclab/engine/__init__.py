@@ -17,6 +17,8 @@ from iclab.engine._problems import dynamics_problem as dynamics_problem
 from iclab.engine._problems import prompt_loss as prompt_loss
 from iclab.engine._problems import prompt_predictions as prompt_predictions
 from iclab.engine._problems import prompt_problem as prompt_problem
+from iclab.engine._problems import query_token_logits as query_token_logits
+from iclab.engine._problems import query_token_problem as query_token_problem
 from iclab.engine._problems import regression_loss as regression_loss
 from iclab.engine._problems import regression_problem as regression_problem
 from iclab.engine._problems import sequence_loss_per_step as sequence_loss_per_step

@@ -5,6 +5,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array
 
 from iclab.engine._train import Problem
@@ -13,9 +14,11 @@ from iclab.tasks import (
     DynamicsTask,
     LinearRegressionTask,
     RegressionExample,
+    TokenSequence,
     Trajectory,
     all_points,
     constructed_tokens,
+    one_hot_tokens,
     to_interleaved_tokens,
     to_tokens,
 )
@@ -108,3 +111,31 @@ def prompt_problem(task, init_model: Callable, curriculum=None) -> Problem:
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=prompt_loss,
                    evaluate=lambda model, batch: {"test_loss": prompt_loss(model, batch)},
                    sample_scheduled=sample_scheduled, inputs=jax.vmap(to_interleaved_tokens))
+
+
+def query_token_logits(model, tokens: Array, vocab: int) -> Array:
+    """A sequence model's logits at the last position of each one-hot encoded token
+    sequence: (B, vocab) for ``tokens`` (B, T)."""
+    return jax.vmap(lambda t: model(one_hot_tokens(t, vocab))[-1])(tokens)
+
+
+def query_token_problem(task, init_model: Callable) -> Problem:
+    """Train a sequence model (one-hot tokens → logits) to predict ``target`` from the
+    last position of a task's ``TokenSequence`` (in-context recall: ``ItemLabelTask``)
+    with cross-entropy; evaluate the loss and the accuracy on a held-out batch. The task
+    says its ``vocab_size``."""
+    vocab = task.vocab_size
+
+    def loss(model, batch: TokenSequence):
+        return optax.softmax_cross_entropy_with_integer_labels(
+            query_token_logits(model, batch.tokens, vocab), batch.target).mean()
+
+    def evaluate(model, batch: TokenSequence):
+        logits = query_token_logits(model, batch.tokens, vocab)
+        return {"loss": optax.softmax_cross_entropy_with_integer_labels(
+                    logits, batch.target).mean(),
+                "accuracy": (logits.argmax(-1) == batch.target).mean()}
+
+    return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=loss,
+                   evaluate=evaluate,
+                   inputs=lambda b: jax.vmap(lambda t: one_hot_tokens(t, vocab))(b.tokens))

@@ -11,6 +11,7 @@ drawn from ``fold_in(data_key, t)``, so the data stream does not depend on the
 chunking, and a resumed run repeats an uninterrupted one.
 """
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ from jaxtyping import Array, PRNGKeyArray
 from iclab._errors import check_nonnegative, check_positive_int
 from iclab.engine._optim import OptimConfig, make_optimizer
 from iclab.engine._probes import ProbeConfig, probe_metrics
+
+_PROBE_LOCK = threading.Lock()
+"""One probe program at a time in a process: two trainers' vmapped probe programs (SVDs
+of every head) run from two host threads at once wedged XLA's CPU thread pool (both
+threads waiting on their results forever, no CPU in use; seen with jax 0.10.2 on 2
+cores). Probes are a small share of a run, so they are serialised."""
 
 
 @dataclass(frozen=True)
@@ -277,9 +284,10 @@ class Trainer:
                 jax.random.key(self.train.probes.seed), self.train.probes.batch_size)
             # the initial parameters are a function of the seeds: the same after a resume
             self._initial_params = self.init().params
-        out = self._probe(state.params, state.opt_state, self._probe_batch,
-                          self._initial_params)
-        return {k: np.asarray(v) for k, v in out.items()}
+        with _PROBE_LOCK:
+            out = self._probe(state.params, state.opt_state, self._probe_batch,
+                              self._initial_params)
+            return {k: np.asarray(v) for k, v in out.items()}
 
     def _with_probes(self, step: int, state: TrainState, metrics: dict) -> dict:
         every = self.train.probes.every

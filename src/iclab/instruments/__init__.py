@@ -58,6 +58,7 @@ from iclab.instruments._trajectory import fixed_batch_losses as fixed_batch_loss
 from iclab.instruments._trajectory import layer_norms as layer_norms
 from iclab.instruments._trajectory import line_profile as line_profile
 from iclab.instruments._trajectory import parameter_names as parameter_names
+from iclab.instruments._trajectory import role_norms as role_norms
 from iclab.instruments._weights import effective_lr as effective_lr
 from iclab.instruments._weights import normalise_scale as normalise_scale
 from iclab.instruments._weights import weight_alignment as weight_alignment

@@ -56,6 +56,30 @@ def layer_norms(params: Any, grads: Any | None = None, updates: Any | None = Non
     return out
 
 
+def role_norms(model) -> dict[str, Array]:
+    """‖θ_r‖_F over all arrays of each parameter role r of a ``ParameterRolesModel``
+    ("readout": the last layer's weight norm, the slingshot signal of Thilak et al. 2022).
+
+    Example:
+        >>> import jax
+        >>> from iclab.models import TokenMLP, TokenMLPConfig
+        >>> model = TokenMLP(TokenMLPConfig(tokens=2, vocab=3, embed=2, hidden=(4,), out=3),
+        ...                  key=jax.random.key(0))
+        >>> sorted(role_norms(model))
+        ['bias', 'embedding', 'mlp', 'readout']
+    """
+    import equinox as eqx
+
+    from iclab.models import ParameterRolesModel, require
+
+    require(model, ParameterRolesModel, "role_norms")
+    squares: dict[str, Array] = {}
+    arrays = jax.tree.leaves(eqx.filter(model, eqx.is_array))
+    for leaf, role in zip(arrays, jax.tree.leaves(model.parameter_roles()), strict=True):
+        squares[role] = squares.get(role, 0.0) + jnp.sum(leaf**2)
+    return {role: jnp.sqrt(value) for role, value in squares.items()}
+
+
 def fixed_batch_losses(loss: Callable[[Any, Any], Array], params: Any, batches: list
                        ) -> Array:
     """L_{B_k}(θ) for batches B_k frozen at the start of training (some that training will

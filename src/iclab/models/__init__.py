@@ -40,3 +40,5 @@ from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer
 from iclab.models._lsa import LSATransformerConfig as LSATransformerConfig
+from iclab.models._mlp import TokenMLP as TokenMLP
+from iclab.models._mlp import TokenMLPConfig as TokenMLPConfig

@@ -26,15 +26,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
-from iclab.engine import OptimConfig, Problem, TrainConfig
+from iclab.engine import OptimConfig, Problem, TrainConfig, query_token_problem
 from iclab.framework import Claim, Figure, Job, Recipe, Section
 from iclab.instruments import factor_metrics, head_spectra
 from iclab.models import CausalTransformer, CausalTransformerConfig
 from iclab.recipes.analysis.wd_low_rank import plot_imbalance, plot_ranks, plot_singular_values
-from iclab.tasks import ItemLabelTask, one_hot_tokens
+from iclab.tasks import ItemLabelTask
 
 PAPER = ("Kobayashi, Akram, von Oswald: Weight decay induces low-rank attention layers, "
          "NeurIPS 2024 (arXiv 2410.23819).")
@@ -174,21 +173,9 @@ def toy_problem(config: ToyConfig) -> Problem:
 
 
 def recall_problem(config: WdLowRankConfig) -> Problem:
-    task, vocab = config.task, config.task.vocab_size
-    model_config = config.model.resolve(vocab, vocab)
-    logits = lambda m, tokens: jax.vmap(lambda t: m(one_hot_tokens(t, vocab))[-1])(tokens)
-
-    def loss(model, batch):
-        return optax.softmax_cross_entropy_with_integer_labels(
-            logits(model, batch.tokens), batch.target).mean()
-
-    def evaluate(model, batch):
-        return {"loss": loss(model, batch),
-                "accuracy": (logits(model, batch.tokens).argmax(-1) == batch.target).mean()}
-
-    return Problem(init_model=lambda key: CausalTransformer(model_config, key=key),
-                   sample_batch=task.sample_batch, loss=loss, evaluate=evaluate,
-                   inputs=lambda b: jax.vmap(lambda t: one_hot_tokens(t, vocab))(b.tokens))
+    model_config = config.model.resolve(config.task.vocab_size, config.task.vocab_size)
+    return query_token_problem(config.task,
+                               lambda key: CausalTransformer(model_config, key=key))
 
 
 def experiment(config: WdLowRankConfig) -> list[Job]:
