@@ -14,6 +14,9 @@ from iclab.engine._probes import ProbeConfig as ProbeConfig
 from iclab.engine._probes import probe_metrics as probe_metrics
 from iclab.engine._problems import MaskedPrompts as MaskedPrompts
 from iclab.engine._problems import dynamics_problem as dynamics_problem
+from iclab.engine._problems import finite_problem as finite_problem
+from iclab.engine._problems import language_problem as language_problem
+from iclab.engine._problems import next_token_loss as next_token_loss
 from iclab.engine._problems import prompt_loss as prompt_loss
 from iclab.engine._problems import prompt_predictions as prompt_predictions
 from iclab.engine._problems import prompt_problem as prompt_problem

@@ -21,6 +21,8 @@ class OptimConfig:
         name: "adamw", "adam" or "sgd".
         lr: peak learning rate.
         b1, b2: Adam moment decays (von Oswald et al. use b2 = 0.98).
+        eps: Adam's ε in u = m̂ / (√v̂ + ε) (larger ε: smaller steps where v̂ is tiny; it
+            suppresses the slingshot, Thilak et al. 2022).
         weight_decay: weight decay λ (with "adamw", or any optimiser when
             ``attention_weight_decay`` or ``decay_mode`` say so); every parameter, or with
             ``attention_weight_decay`` set, every non-attention parameter.
@@ -42,6 +44,7 @@ class OptimConfig:
     lr: float = 1e-3
     b1: float = 0.9
     b2: float = 0.98
+    eps: float = 1e-8
     weight_decay: float = 0.0
     attention_weight_decay: float = -1.0
     decay_mode: str = "decoupled"
@@ -56,6 +59,7 @@ class OptimConfig:
         check_positive("optim.lr", self.lr)
         for key in ("b1", "b2"):
             check_in_range(f"optim.{key}", getattr(self, key), 0, 1)
+        check_positive("optim.eps", self.eps)
         check_nonnegative("optim.weight_decay", self.weight_decay)
         if self.attention_weight_decay != -1.0:
             check_nonnegative("optim.attention_weight_decay", self.attention_weight_decay)
@@ -123,9 +127,10 @@ def _transform(name: str, mode: str, roles):
     ``optax.inject_hyperparams``): [decay if coupled] → Adam or identity → [decay if
     decoupled] → −η. With no weight decay asked for, exactly Optax's adam / sgd."""
 
-    def make(learning_rate, b1, b2, weight_decay, attention_weight_decay):
+    def make(learning_rate, b1, b2, eps, weight_decay, attention_weight_decay):
         decay = _decay(weight_decay, attention_weight_decay, roles)
-        core = [optax.scale_by_adam(b1=b1, b2=b2)] if name in ("adam", "adamw") else []
+        core = [optax.scale_by_adam(b1=b1, b2=b2, eps=eps)] if name in ("adam", "adamw") \
+            else []
         parts = (decay + core if mode == "coupled" else core + decay)
         return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
 
@@ -167,16 +172,18 @@ def make_optimizer(config: OptimConfig, total_steps: int, roles=None
     if not decays and config.name == "sgd":
         opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr)
     elif not decays and config.name == "adam":
-        opt = optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=config.b1, b2=config.b2)
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=config.b1, b2=config.b2,
+                                                   eps=config.eps)
     elif config.name == "adamw" and not separate and config.decay_mode == "decoupled":
         opt = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, b1=config.b1,
-                                                    b2=config.b2,
+                                                    b2=config.b2, eps=config.eps,
                                                     weight_decay=config.weight_decay)
     else:
         lam_attn = config.attention_weight_decay if separate else config.weight_decay
         opt = optax.inject_hyperparams(_transform(config.name, config.decay_mode,
                                                   roles if separate else None))(
-            learning_rate=lr, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay,
+            learning_rate=lr, b1=config.b1, b2=config.b2, eps=config.eps,
+            weight_decay=config.weight_decay,
             attention_weight_decay=lam_attn)
     if config.clip_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)

@@ -18,7 +18,12 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
   their change since initialisation (``d…``), and ``qk/sigma`` (σ_QK);
 - with ``sharpness`` > 0: ``probe/sharpness``, the Hessian's top eigenvalue on the probe
   batch by that many power iterations from a fixed start vector (deterministic, so a
-  resumed run logs the same numbers).
+  resumed run logs the same numbers); with ``preconditioned`` as well, under Adam,
+  ``probe/preconditioned_sharpness``, the top eigenvalue of P^{-1/2} H P^{-1/2} with
+  P = diag(√ν̂ + ε) from the optimiser state (``adam_diagonal``; its edge-of-stability
+  threshold is 38/η for β₁ = 0.9);
+- ``probe/lr``: the learning rate of the last step taken (η at step t − 1, from
+  ``inject_hyperparams``), when the optimiser state holds one.
 """
 
 from dataclasses import dataclass
@@ -43,6 +48,8 @@ class ProbeConfig:
         entropy: attention entropy per layer and head.
         spectra: stable and effective rank of every weight matrix.
         sharpness: power iterations for the Hessian's top eigenvalue (0 = off).
+        preconditioned: with ``sharpness`` and Adam, also Adam's preconditioned
+            sharpness.
     """
 
     every: int = 0
@@ -52,6 +59,7 @@ class ProbeConfig:
     entropy: bool = True
     spectra: bool = False
     sharpness: int = 0
+    preconditioned: bool = False
 
     def __post_init__(self):
         check_nonnegative("train.probes.every", self.every)
@@ -68,10 +76,12 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
     """The probes of one seed's model on the probe batch (see the module docstring);
     ``initial``: the same seed's model at initialisation (for changes since then)."""
     from iclab.instruments import (
+        adam_diagonal,
         attention_entropy,
         head_spectra,
         hessian_operator,
         layer_norms,
+        optimizer_hyperparams,
         parameter_names,
         power_iteration,
         singular_value_metrics,
@@ -119,4 +129,11 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         matvec, flat = hessian_operator(loss_of, params)
         start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
         out["probe/sharpness"] = power_iteration(matvec, start, config.sharpness)[0]
+        if config.preconditioned:
+            matvec, _ = hessian_operator(loss_of, params, adam_diagonal(opt_state))
+            out["probe/preconditioned_sharpness"] = power_iteration(
+                matvec, start, config.sharpness)[0]
+    hyper = optimizer_hyperparams(opt_state)
+    if "learning_rate" in hyper:
+        out["probe/lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
     return out

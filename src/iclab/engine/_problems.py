@@ -1,6 +1,7 @@
 """Ready-made ``Problem``s for common task families."""
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -139,3 +140,62 @@ def query_token_problem(task, init_model: Callable) -> Problem:
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=loss,
                    evaluate=evaluate,
                    inputs=lambda b: jax.vmap(lambda t: one_hot_tokens(t, vocab))(b.tokens))
+
+
+def finite_problem(train: Any, init_model: Callable, loss: Callable, metrics: Callable,
+                   batch_size: int, mode: str = "epochs", seed: int = 0,
+                   extra: Callable | None = None) -> Problem:
+    """Train on a fixed training set and measure both splits.
+
+    Training batches come from ``finite_sampler(train, batch_size, mode, seed)`` inside the
+    compiled step. The evaluation data must be the pair ``(train, test)`` (pass it as the
+    job's ``eval_data``): ``metrics(model, data) -> {name: scalar}`` is computed on the whole
+    training set as ``train_set_{name}`` and on the held-out set as ``test_{name}``, with
+    ``extra(model) -> {name: scalar}`` (e.g. weight norms) added as they are.
+
+    Args:
+        train: the training set (a pytree with a leading example axis).
+        init_model: key → model.
+        loss: (model, batch) → scalar training loss.
+        metrics: (model, data) → dict of scalars, for either split.
+        batch_size, mode, seed: ``finite_sampler``'s.
+        extra: optional model → dict of scalars.
+    """
+    from iclab.engine._data import finite_sampler
+
+    def evaluate(model, splits):
+        train_split, test_split = splits
+        out = {f"train_set_{k}": v for k, v in metrics(model, train_split).items()}
+        out.update({f"test_{k}": v for k, v in metrics(model, test_split).items()})
+        return {**out, **(extra(model) if extra is not None else {})}
+
+    return Problem(init_model=init_model, sample_batch=lambda key, size: train, loss=loss,
+                   evaluate=evaluate,
+                   sample_scheduled=finite_sampler(train, batch_size, mode, seed))
+
+
+def next_token_loss(model, tokens: Array, vocab: int) -> Array:
+    """Mean next-token cross-entropy of a causal sequence model over every position of
+    ``tokens`` (B, T + 1): the model reads one-hot ``tokens[:, :-1]`` and predicts
+    ``tokens[:, 1:]``."""
+    logits = jax.vmap(lambda t: model(one_hot_tokens(t[:-1], vocab)))(tokens)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+
+def language_problem(task, init_model: Callable, floor: float | None = None) -> Problem:
+    """Train a causal sequence model (one-hot tokens → next-token logits) on fresh
+    sequences of a task's ``TokenSequence`` (a synthetic language such as
+    ``MarkovLanguageTask``) with ``next_token_loss``; evaluate it on a held-out batch as
+    ``loss``, and with ``floor`` (the least possible loss, e.g. the chain's entropy rate)
+    also ``excess_loss`` = loss − floor. The task says its ``vocab``."""
+    vocab = task.vocab
+
+    def evaluate(model, batch):
+        loss = next_token_loss(model, batch.tokens, vocab)
+        return {"loss": loss} if floor is None else {"loss": loss,
+                                                     "excess_loss": loss - floor}
+
+    return Problem(init_model=init_model, sample_batch=task.sample_batch,
+                   loss=lambda model, batch: next_token_loss(model, batch.tokens, vocab),
+                   evaluate=evaluate,
+                   inputs=lambda b: jax.vmap(lambda t: one_hot_tokens(t[:-1], vocab))(b.tokens))

@@ -27,6 +27,7 @@ from iclab.instruments._curvature import hessian_operator as hessian_operator
 from iclab.instruments._curvature import hutchinson_trace as hutchinson_trace
 from iclab.instruments._curvature import hvp as hvp
 from iclab.instruments._curvature import lanczos_eigenvalues as lanczos_eigenvalues
+from iclab.instruments._curvature import optimizer_hyperparams as optimizer_hyperparams
 from iclab.instruments._curvature import power_iteration as power_iteration
 from iclab.instruments._curvature import spectral_density as spectral_density
 from iclab.instruments._entropy import absorbed_fraction as absorbed_fraction
@@ -44,6 +45,8 @@ from iclab.instruments._probes import fit_linear_probe as fit_linear_probe
 from iclab.instruments._probes import probe_grid as probe_grid
 from iclab.instruments._probes import probe_scores as probe_scores
 from iclab.instruments._progress import induction_progress as induction_progress
+from iclab.instruments._slingshot import detect_slingshots as detect_slingshots
+from iclab.instruments._slingshot import loss_spikes as loss_spikes
 from iclab.instruments._spectra import factor_metrics as factor_metrics
 from iclab.instruments._spectra import head_products as head_products
 from iclab.instruments._spectra import head_spectra as head_spectra

@@ -151,12 +151,30 @@ def density_on_grid(nodes: Array, weights: Array, grid: Array, width: float) -> 
     return jnp.sum(kernel * weights[None], axis=(1, 2)) / nodes.shape[0]
 
 
-def adam_diagonal(opt_state: Any, eps: float = 1e-8) -> Any:
+def optimizer_hyperparams(opt_state: Any) -> dict:
+    """The hyperparameters (learning_rate, b1, b2, eps, ...) of the first
+    ``optax.inject_hyperparams`` state inside an optimiser state; {} without one.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
+        >>> round(float(optimizer_hyperparams(opt.init(jnp.zeros(2)))["learning_rate"]), 3)
+        0.1
+    """
+    found = [s.hyperparams for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")) if hasattr(s, "hyperparams")]
+    return dict(found[0]) if found else {}
+
+
+def adam_diagonal(opt_state: Any, eps: float | None = None) -> Any:
     """Adam's per-parameter step factors 1 / (√ν̂ + ε), ν̂ = ν / (1 − β₂^t), from an Optax
-    state (the first ``ScaleByAdamState`` found; β₂ from an ``inject_hyperparams`` state
-    when there is one, else 0.999). With ``hessian_operator(..., diagonal=...)`` this gives
-    Adam's preconditioned sharpness λ_max(P^{-1/2} H P^{-1/2}), P = diag(√ν̂ + ε), whose
-    edge-of-stability threshold is (2 + 2β₁)/((1 − β₁) η) (38/η for β₁ = 0.9)."""
+    state (the first ``ScaleByAdamState`` found; β₂ and, unless given, ε from an
+    ``inject_hyperparams`` state when there is one, else 0.999 and 1e-8). Before Adam's
+    first step (count 0) ν̂ is undefined and the factors are NaN.
+
+    With ``hessian_operator(..., diagonal=...)`` this gives Adam's preconditioned
+    sharpness λ_max(P^{-1/2} H P^{-1/2}), P = diag(√ν̂ + ε), whose edge-of-stability
+    threshold is (2 + 2β₁)/((1 − β₁) η) (38/η for β₁ = 0.9)."""
     import optax
 
     found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(
@@ -164,9 +182,10 @@ def adam_diagonal(opt_state: Any, eps: float = 1e-8) -> Any:
     if not found:
         raise ValueError("adam_diagonal: no ScaleByAdamState in this optimiser state")
     adam = found[0]
-    hyper = [s.hyperparams for s in jax.tree.leaves(opt_state, is_leaf=lambda x: hasattr(
-        x, "hyperparams")) if hasattr(s, "hyperparams")]
-    b2 = hyper[0].get("b2", 0.999) if hyper else 0.999
+    hyper = optimizer_hyperparams(opt_state)
+    b2 = hyper.get("b2", 0.999)
+    if eps is None:
+        eps = hyper.get("eps", 1e-8)
     correction = 1 - jnp.asarray(b2) ** adam.count
     return jax.tree.map(lambda nu: 1.0 / (jnp.sqrt(nu / correction) + eps), adam.nu)
 

@@ -13,6 +13,11 @@ def figure(ncols: int = 1, width: float = 4.2, height: float = 3.2, rows: int = 
     return fig, axes
 
 
+def mean_curve(rows: pd.DataFrame) -> pd.Series:
+    """The mean over seeds of long-format metric rows (step, seed, value), indexed by step."""
+    return rows.groupby("step").value.mean().sort_index()
+
+
 def plot_metric_by_seed(ax, metrics: pd.DataFrame, metric: str, label: str | None = None,
                         color: str = "C0") -> None:
     """Each seed's curve (thin) and the mean over seeds (thick) of one metric vs step."""
