@@ -207,3 +207,83 @@ def test_token_mlp_matches_numpy_and_labels_its_roles(key):
     assert np.abs(np.asarray(model.weights[0])).max() <= bound
     features = TokenMLP(TokenMLPConfig(tokens=6, hidden=(8,), out=1), key=key)
     assert features.embedding is None and features(jnp.ones(6)).shape == (1,)
+
+
+def _sigma_config(**kw):
+    from iclab.models import CausalTransformerConfig
+
+    return CausalTransformerConfig(layers=("softmax", "softmax"), heads=2, key_size=4, dim=8,
+                                   readout="linear", mlp=True, layer_norm=True,
+                                   init_std=0.3, **kw).resolve(5, 3)
+
+
+def test_sigma_reparam_starts_at_the_plain_model_and_tracks_the_spectral_norm(key):
+    """With γ₀ = σ(W₀) the σReparam model is the plain model at initialisation; after
+    power-iteration steps each estimate σ = vᵀ W u is the top singular value of the map it
+    stands for (numpy SVD), and the output projection's map is the one the layer applies:
+    Δe = M [o_1; …; o_H] with M[d, (h, j)] = w_p[h, d, j]."""
+    import equinox as eqx
+
+    from iclab.models import CausalTransformer, StatefulModel
+
+    plain = CausalTransformer(_sigma_config(), key=key)
+    model = CausalTransformer(_sigma_config(sigma_reparam="sigma0"), key=key)
+    assert isinstance(model, StatefulModel)
+    tokens = jax.random.normal(jax.random.fold_in(key, 3), (6, 5))
+    np.testing.assert_allclose(np.asarray(model(tokens)), np.asarray(plain(tokens)),
+                               rtol=1e-4, atol=1e-5)
+    # move W away from W₀ (σ no longer σ₀), then let the power iteration catch up
+    bumped = eqx.tree_at(lambda m: m.layers[0].w_p, model,
+                         model.layers[0].w_p + 0.5 * jax.random.normal(key, (2, 8, 4)))
+    for _ in range(300):
+        bumped = bumped.refreshed()
+    layer = bumped.layers[0]
+    w_p = np.asarray(layer.w_p, np.float64)
+    m = np.transpose(w_p, (1, 0, 2)).reshape(8, 8)
+    heads = np.asarray(layer.heads_out(tokens @ np.zeros((5, 8)) + 1.0))  # (H, T, k)
+    np.testing.assert_allclose(np.einsum("hdk,htk->td", w_p, heads),
+                               (m @ np.transpose(heads, (0, 2, 1)).reshape(8, -1)).T,
+                               rtol=1e-5)
+    matrices = [np.asarray(layer.w_q).reshape(8, 8), np.asarray(layer.w_k).reshape(8, 8),
+                np.asarray(layer.w_v).reshape(8, 8), m]
+    for scale, matrix in zip(layer.spectral, matrices, strict=True):
+        top = np.linalg.svd(matrix, compute_uv=False)[0]
+        assert float(scale.sigma(jnp.asarray(matrix, jnp.float32))) == pytest.approx(top,
+                                                                                  rel=1e-4)
+        assert float(jnp.linalg.norm(scale.u)) == pytest.approx(1.0, rel=1e-5)
+    read_out = bumped.spectral[2]
+    assert float(read_out.sigma(bumped.read_out.weight)) == pytest.approx(
+        np.linalg.svd(np.asarray(bumped.read_out.weight), compute_uv=False)[0], rel=1e-4)
+
+
+def test_sigma_reparam_gamma_one_gives_unit_spectral_norms_and_training_keeps_u(key):
+    """γ₀ = 1: every effective map has spectral norm 1. In training the optimiser never
+    moves u (role "state"), the engine's refresh keeps it a unit vector tracking W, and
+    AdamW's decay does not touch it."""
+    from iclab.engine import OptimConfig, Problem, TrainConfig, Trainer
+
+    config = _sigma_config(sigma_reparam="one")
+    from iclab.models import CausalTransformer
+
+    model = CausalTransformer(config, key=key)
+    w_q, w_k, w_v, w_p = (np.asarray(w) for w in model.layers[0].weights())
+    maps = [w.reshape(-1, w.shape[-1]) for w in (w_q, w_k, w_v)]
+    maps.append(np.transpose(w_p, (1, 0, 2)).reshape(w_p.shape[1], -1))
+    for matrix in maps:
+        assert np.linalg.svd(matrix, compute_uv=False)[0] == pytest.approx(1.0, rel=1e-4)
+    roles = jax.tree.leaves(model.parameter_roles())
+    assert roles.count("state") == 4 * 2 + 2 * 2 + 2  # q, k, v, o per layer; MLPs; in, out
+    problem = Problem(init_model=lambda k: CausalTransformer(config, key=k),
+                      sample_batch=lambda k, b: jax.random.normal(k, (b, 6, 5)),
+                      loss=lambda m, x: jnp.mean(jax.vmap(m)(x) ** 2),
+                      evaluate=lambda m, x: {})
+    trainer = Trainer(problem, OptimConfig(name="adamw", lr=1e-2, weight_decay=0.5),
+                      TrainConfig(steps=60, batch_size=4, eval_every=30))
+    state = trainer.fit(None)
+    trained = trainer.models(state)[0]
+    for scale, matrix in zip(trained.layers[1].spectral, trained.layers[1]._matrices(),
+                             strict=True):
+        assert float(jnp.linalg.norm(scale.u)) == pytest.approx(1.0, rel=1e-5)
+        top = np.linalg.svd(np.asarray(matrix), compute_uv=False)[0]
+        assert float(scale.sigma(matrix)) == pytest.approx(top, rel=2e-2)
+    assert float(trained.layers[1].spectral[0].gamma) != 1.0  # γ is trained

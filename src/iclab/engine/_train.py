@@ -194,6 +194,13 @@ class Trainer:
         example = problem.init_model(jax.random.key(0))
         roles = roles_of(example)
         self.optimizer = make_optimizer(optim, train.steps, roles=roles)
+        from iclab.models import StatefulModel
+
+        self._stateful = isinstance(example, StatefulModel)
+        if self._stateful and roles is not None:  # the optimiser never moves "state"
+            self.optimizer = optax.chain(self.optimizer, optax.masked(
+                optax.set_to_zero(), lambda p: jax.tree.map(lambda r: r == "state",
+                                                            roles(p))))
         self._roles = roles
         _, self.static = eqx.partition(example, eqx.is_array)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
@@ -258,6 +265,8 @@ class Trainer:
             lambda p: self.problem.loss(self.model(p), batch))(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        if self._stateful:  # e.g. σReparam's power iteration, after the step
+            params = eqx.filter(self.model(params).refreshed(), eqx.is_array)
         ok = ~state.halted & jnp.isfinite(loss) & _all_finite(params)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)

@@ -33,6 +33,7 @@ from iclab.models._interface import ParameterRolesModel as ParameterRolesModel
 from iclab.models._interface import QueryReadoutModel as QueryReadoutModel
 from iclab.models._interface import ResidualStreamModel as ResidualStreamModel
 from iclab.models._interface import SequenceModel as SequenceModel
+from iclab.models._interface import StatefulModel as StatefulModel
 from iclab.models._interface import path_name as path_name
 from iclab.models._interface import require as require
 from iclab.models._interface import roles_by_path as roles_by_path
@@ -42,3 +43,4 @@ from iclab.models._lsa import LSATransformer as LSATransformer
 from iclab.models._lsa import LSATransformerConfig as LSATransformerConfig
 from iclab.models._mlp import TokenMLP as TokenMLP
 from iclab.models._mlp import TokenMLPConfig as TokenMLPConfig
+from iclab.models._sigma_reparam import SpectralScale as SpectralScale

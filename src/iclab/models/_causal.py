@@ -30,7 +30,15 @@ from iclab.models._interface import (
     HeadWeightsModel,
     ParameterRolesModel,
     ResidualStreamModel,
+    StatefulModel,
     roles_by_path,
+)
+from iclab.models._sigma_reparam import (
+    GAMMA_INITS,
+    SpectralScale,
+    heads_in_matrix,
+    heads_out_array,
+    heads_out_matrix,
 )
 
 LAYER_KINDS = ("linear", "softmax", "mesa")
@@ -174,6 +182,11 @@ class CausalTransformerConfig:
         forget: mesa layers learn a forget factor γ_h = sigmoid(g_h) (init ≈ 0.98).
         max_len: > 0 adds learned positional embeddings (init N(0, 0.02²)) for sequences
             up to this length to the embedded stream (needs ``dim`` > 0).
+        sigma_reparam: "off", or σReparam (Zhai et al. 2023) on every linear map — W_Q, W_K,
+            W_V and the output projection of each layer (all heads as one map), the MLPs,
+            the embedding and the read-out: Ŵ = γ W / σ(W) with a persistent power
+            iteration (``iclab.models.SpectralScale``). "one": γ₀ = 1 (Ŵ₀ has spectral
+            norm 1); "sigma0": γ₀ = σ(W₀) (Ŵ₀ = W₀).
     """
 
     layers: tuple[str, ...] = ("linear",)
@@ -192,6 +205,7 @@ class CausalTransformerConfig:
     mesa_lambda: float = 1.0
     forget: bool = False
     max_len: int = 0
+    sigma_reparam: str = "off"
 
     def __post_init__(self):
         if not self.layers:
@@ -203,6 +217,7 @@ class CausalTransformerConfig:
         check_positive_int("model.key_size", self.key_size)
         check_choice("model.readout", self.readout, READOUTS)
         check_choice("model.norm_position", self.norm_position, ("pre", "post"))
+        check_choice("model.sigma_reparam", self.sigma_reparam, ("off",) + GAMMA_INITS)
         for key in ("dim_in", "dim", "dim_out", "clip", "positions", "init_std", "max_len"):
             check_nonnegative(f"model.{key}", getattr(self, key))
         if self.max_len and not self.dim:
@@ -237,11 +252,12 @@ class CausalAttention(eqx.Module):
     w_p: Float[Array, "h dout k"]
     lam: Float[Array, " h"] | None
     forget_logit: Float[Array, " h"] | None
+    spectral: tuple[SpectralScale, ...] | None
     kind: str = eqx.field(static=True)
 
     def __init__(self, kind: str, dim: int, heads: int, key_size: int, init_std: float, *,
                  qk_dim: int | None = None, mesa_lambda: float = 1.0, forget: bool = False,
-                 key: PRNGKeyArray):
+                 sigma_reparam: str = "off", key: PRNGKeyArray):
         kq, kk, kv, kp = jax.random.split(key, 4)
         qk_dim = qk_dim or dim
         self.w_q = init_std * jax.random.normal(kq, (heads, key_size, qk_dim))
@@ -251,14 +267,40 @@ class CausalAttention(eqx.Module):
         self.kind = kind
         self.lam = jnp.full((heads,), mesa_lambda) if kind == "mesa" else None
         self.forget_logit = jnp.full((heads,), 4.0) if (kind == "mesa" and forget) else None
+        self.spectral = None if sigma_reparam == "off" else tuple(
+            SpectralScale.initialise(m, sigma_reparam) for m in self._matrices())
+
+    def _matrices(self) -> tuple[Array, ...]:
+        """W_Q, W_K, W_V (R^D → R^{H·k}) and the output projection (R^{H·k} → R^D)."""
+        return (heads_in_matrix(self.w_q), heads_in_matrix(self.w_k),
+                heads_in_matrix(self.w_v), heads_out_matrix(self.w_p))
+
+    def weights(self) -> tuple[Array, Array, Array, Array]:
+        """The effective (w_q, w_k, w_v, w_p): the raw arrays, or under σReparam
+        γ W / σ(W) of each map."""
+        if self.spectral is None:
+            return self.w_q, self.w_k, self.w_v, self.w_p
+        q, k, v, p = (scale.apply(m) for scale, m in zip(self.spectral, self._matrices(),
+                                                          strict=True))
+        return (q.reshape(self.w_q.shape), k.reshape(self.w_k.shape),
+                v.reshape(self.w_v.shape), heads_out_array(p, self.w_p.shape[0]))
+
+    def refreshed(self) -> "CausalAttention":
+        """One power-iteration step on every σReparam vector (no-op without σReparam)."""
+        if self.spectral is None:
+            return self
+        new = tuple(scale.refresh(m) for scale, m in zip(self.spectral, self._matrices(),
+                                                         strict=True))
+        return eqx.tree_at(lambda layer: layer.spectral, self, new)
 
     def heads_out(self, h: Float[Array, "t d"], qk_input: Float[Array, "t e"] | None = None
                   ) -> Float[Array, "h t k"]:
         """Per-head outputs before the output projection."""
         qk_input = h if qk_input is None else qk_input
-        q = jnp.einsum("hkd,td->htk", self.w_q, qk_input)
-        k = jnp.einsum("hkd,td->htk", self.w_k, qk_input)
-        v = jnp.einsum("hkd,td->htk", self.w_v, h)
+        w_q, w_k, w_v, _ = self.weights()
+        q = jnp.einsum("hkd,td->htk", w_q, qk_input)
+        k = jnp.einsum("hkd,td->htk", w_k, qk_input)
+        v = jnp.einsum("hkd,td->htk", w_v, h)
         if self.kind == "linear":
             return jax.vmap(causal_linear_attention)(q, k, v)
         if self.kind == "softmax":
@@ -272,20 +314,23 @@ class CausalAttention(eqx.Module):
     def __call__(self, h: Float[Array, "t d"], qk_input: Float[Array, "t e"] | None = None
                  ) -> Float[Array, "t d"]:
         """Δe: the layer's update to the residual stream."""
-        return jnp.einsum("hdk,htk->td", self.w_p, self.heads_out(h, qk_input))
+        return jnp.einsum("hdk,htk->td", self.weights()[3], self.heads_out(h, qk_input))
 
     def pattern(self, h: Float[Array, "t d"], qk_input: Float[Array, "t e"] | None = None
                 ) -> Float[Array, "h t t"]:
         """Attention weights A[h, t, t'] (softmax: probabilities; linear: masked raw scores)."""
         qk_input = h if qk_input is None else qk_input
-        q = jnp.einsum("hkd,td->htk", self.w_q, qk_input)
-        k = jnp.einsum("hkd,td->htk", self.w_k, qk_input)
+        w_q, w_k, _, _ = self.weights()
+        q = jnp.einsum("hkd,td->htk", w_q, qk_input)
+        k = jnp.einsum("hkd,td->htk", w_k, qk_input)
         if self.kind == "softmax":
             return jax.vmap(causal_softmax_pattern)(q, k)
         return jnp.where(causal_mask(h.shape[0]), jnp.einsum("htk,hsk->hts", q, k), 0.0)
 
 
 def _causal_role(name: str) -> str:
+    if name.startswith("spectral") or ".spectral." in name:
+        return "state" if name.endswith(".u") else "norm"  # σReparam's u and γ
     if name.startswith("layers."):
         return "attention"  # w_q, w_k, w_v, w_p (and a mesa layer's λ, forget gate)
     if name.startswith("norms."):
@@ -298,7 +343,7 @@ def _causal_role(name: str) -> str:
 
 
 class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel,
-                        HeadWeightsModel):
+                        HeadWeightsModel, StatefulModel):
     """Causal stack of attention layers on one sequence of tokens (T, dim_in) → (T, dim_out).
 
     ``residual_stream`` returns the activations after the embedding and after every
@@ -311,6 +356,7 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
     mlps: tuple[eqx.nn.MLP, ...]
     norms: tuple[eqx.nn.LayerNorm, ...]
     read_out: eqx.nn.Linear | None
+    spectral: tuple | None
     config: CausalTransformerConfig = eqx.field(static=True)
 
     def __init__(self, config: CausalTransformerConfig, *, key: PRNGKeyArray):
@@ -328,7 +374,8 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         self.layers = tuple(
             CausalAttention(kind, width, config.heads, config.key_size, config.init_std,
                             qk_dim=width + (config.positions if i == 0 else 0),
-                            mesa_lambda=config.mesa_lambda, forget=config.forget, key=keys[i])
+                            mesa_lambda=config.mesa_lambda, forget=config.forget,
+                            sigma_reparam=config.sigma_reparam, key=keys[i])
             for i, kind in enumerate(config.layers))
         n = len(config.layers)
         self.mlps = tuple(eqx.nn.MLP(width, width, 4 * width, depth=1, activation=jax.nn.gelu,
@@ -338,13 +385,50 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
                       if config.layer_norm else ())
         self.read_out = (eqx.nn.Linear(width, config.dim_out, key=keys[-2])
                          if config.readout == "linear" else None)
+        self.spectral = None
+        if config.sigma_reparam != "off":
+            scale = lambda linear: (None if linear is None else SpectralScale.initialise(
+                linear.weight, config.sigma_reparam))
+            self.spectral = (scale(self.embed),
+                             tuple((scale(m.layers[0]), scale(m.layers[1])) for m in self.mlps),
+                             scale(self.read_out))
+
+    def _effective(self, linear, scale):
+        """A linear layer with its σReparam weight (itself without σReparam)."""
+        if linear is None or scale is None:
+            return linear
+        return eqx.tree_at(lambda layer: layer.weight, linear, scale.apply(linear.weight))
+
+    def _mlp(self, i: int) -> eqx.nn.MLP:
+        mlp = self.mlps[i]
+        if self.spectral is None:
+            return mlp
+        first, second = self.spectral[1][i]
+        return eqx.tree_at(lambda m: (m.layers[0], m.layers[1]), mlp,
+                           (self._effective(mlp.layers[0], first),
+                            self._effective(mlp.layers[1], second)))
+
+    def refreshed(self) -> "CausalTransformer":
+        """One power-iteration step on every σReparam vector (no-op without σReparam)."""
+        if self.spectral is None:
+            return self
+        embed, mlps, read_out = self.spectral
+        refresh = lambda scale, linear: None if scale is None else scale.refresh(linear.weight)
+        spectral = (refresh(embed, self.embed),
+                    tuple((refresh(a, m.layers[0]), refresh(b, m.layers[1]))
+                          for (a, b), m in zip(mlps, self.mlps, strict=True)),
+                    refresh(read_out, self.read_out))
+        return eqx.tree_at(lambda m: (m.layers, m.spectral), self,
+                           (tuple(layer.refreshed() for layer in self.layers), spectral),
+                           is_leaf=lambda x: x is None)
 
     def _norm(self, i: int, h):
         return jax.vmap(self.norms[i])(h) if self.norms else h
 
     def residual_stream(self, tokens: Float[Array, "t d"]) -> Float[Array, "l1 t w"]:
         c = self.config
-        h = jax.vmap(self.embed)(tokens) if self.embed is not None else tokens
+        embed = self._effective(self.embed, self.spectral[0] if self.spectral else None)
+        h = jax.vmap(embed)(tokens) if embed is not None else tokens
         if self.position_embedding is not None:
             h = h + self.position_embedding[: tokens.shape[0]]
         positions = sinusoidal_positions(tokens.shape[0], c.positions) if c.positions else None
@@ -356,9 +440,9 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
                 else None
             h = self._norm(2 * i, h + layer(x, qk)) if post else h + layer(x, qk)
             if self.mlps and post:
-                h = self._norm(2 * i + 1, h + jax.vmap(self.mlps[i])(h))
+                h = self._norm(2 * i + 1, h + jax.vmap(self._mlp(i))(h))
             elif self.mlps:
-                h = h + jax.vmap(self.mlps[i])(self._norm(2 * i + 1, h))
+                h = h + jax.vmap(self._mlp(i))(self._norm(2 * i + 1, h))
             if c.clip:
                 h = jnp.clip(h, -c.clip, c.clip)
             stream.append(h)
@@ -369,7 +453,8 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         if self.read_out is None:
             return h[:, : self.config.dim_out]
         final = self.norms and self.config.norm_position == "pre"
-        return jax.vmap(self.read_out)(self._norm(len(self.norms) - 1, h) if final else h)
+        read_out = self._effective(self.read_out, self.spectral[2] if self.spectral else None)
+        return jax.vmap(read_out)(self._norm(len(self.norms) - 1, h) if final else h)
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:
         return self.predict_from(self.residual_stream(tokens)[-1])
@@ -377,9 +462,13 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
     def head_weights(self) -> list[dict]:
         """Each layer's w_q, w_k, w_v (H, k, D) and w_p (H, D, k); logit scale 1/√k for
         softmax layers, 1 for linear and mesa layers."""
-        return [{"q": layer.w_q, "k": layer.w_k, "v": layer.w_v, "o": layer.w_p,
-                 "logit_scale": 1 / math.sqrt(layer.w_q.shape[1]) if layer.kind == "softmax"
-                 else 1.0} for layer in self.layers]
+        out = []
+        for layer in self.layers:
+            w_q, w_k, w_v, w_p = layer.weights()
+            out.append({"q": w_q, "k": w_k, "v": w_v, "o": w_p,
+                        "logit_scale": 1 / math.sqrt(w_q.shape[1]) if layer.kind == "softmax"
+                        else 1.0})
+        return out
 
     def parameter_roles(self):
         """embed / position_embedding: embedding; attention layers: attention; MLP

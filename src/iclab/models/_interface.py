@@ -101,9 +101,20 @@ class HeadWeightsModel(eqx.Module):
         """Per layer: {"q", "k", "v", "o", "logit_scale"} (see the class docstring)."""
 
 
-ROLES = ("embedding", "attention", "mlp", "readout", "norm", "bias", "other")
+ROLES = ("embedding", "attention", "mlp", "readout", "norm", "bias", "state", "other")
 """What a parameter array is for: the groups of per-role weight decay (and of the
 parametrisation schemes to come)."""
+
+
+class StatefulModel(eqx.Module):
+    """A model with state that training moves outside the gradient (σReparam's power
+    iteration vectors, role "state"): the engine replaces the model by ``refreshed()``
+    after every optimiser step, inside the compiled step, and the optimiser leaves the
+    state arrays alone."""
+
+    @abc.abstractmethod
+    def refreshed(self) -> "StatefulModel":
+        """The model with its state advanced by one training step."""
 
 
 class ParameterRolesModel(eqx.Module):
