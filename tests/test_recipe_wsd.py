@@ -60,10 +60,12 @@ def test_the_chain_itself_reaches_the_entropy_rate_and_probes_log_the_schedule()
 
 def test_short_run_writes_every_table_and_figure(tmp_path):
     code = main(["run", "wsd", "--quick", "--out", str(tmp_path), "--seeds", "1",
-                 "--set", "train.steps=400", "--set", "optim.warmup_steps=20",
-                 "--set", "eval_sequences=64", "--set", "train.batch_size=16",
-                 "--set", "train.probes.sharpness=3", "--set", "task.length=16",
-                 "--set", "model.max_len=16"])
+                 "--set", "train.steps=200", "--set", "optim.warmup_steps=20",
+                 "--set", "eval_sequences=16", "--set", "train.batch_size=8",
+                 "--set", "train.probes.batch_size=8", "--set", "train.probes.sharpness=2",
+                 "--set", "task.length=8", "--set", "model.max_len=8",
+                 "--set", "model.layers=softmax", "--set", "model.dim=8",
+                 "--set", "model.key_size=4"])
     assert code in (0, 1)
     (path,) = (tmp_path / "wsd").iterdir()
     run = load_run(path)

@@ -190,8 +190,16 @@ def _set(config: Any, path: list[str], text: str, full_key: str) -> Any:
         except ConfigError as err:
             # a nested config validates under its usual name ("optim.lr"); report the key
             # as typed when the same config type sits elsewhere ("mlp_gd_optim.lr")
-            if err.key.rsplit(".", 1)[-1] == name and not err.unknown_key:
+            field = err.key.rsplit(".", 1)[-1]
+            if field == name and not err.unknown_key:
                 raise ConfigError(full_key, err.value, err.allowed) from None
+            if field in _field_types(type(config)) and not err.unknown_key:
+                # another field of the same config refuses the new value (a cross-field
+                # check): name it where it sits, and the --set that broke it
+                other = ".".join([*full_key.split(".")[:-1], field])
+                plain = ConfigError(other, err.value, err.allowed)
+                raise ConfigError(other, err.value, err.allowed,
+                                  message=f"{plain} (after --set {full_key}={text})") from None
             raise
     return dataclasses.replace(config, **{name: value})
 

@@ -119,8 +119,10 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
                         out[f"probe/heads/{key}/L{layer}H{head}"] = spectra[key][layer, head]
     if (config.entropy and problem.inputs is not None
             and isinstance(model, AttentionPatternModel)):
-        patterns = jax.vmap(model.attention_patterns)(problem.inputs(batch)).mean(0)
-        raw, normalised = attention_entropy(patterns)
+        # the entropy of each sequence's rows, then the mean over the batch (not the
+        # entropy of the batch-mean pattern, which Jensen's inequality inflates)
+        patterns = jax.vmap(model.attention_patterns)(problem.inputs(batch))
+        raw, normalised = (x.mean(0) for x in attention_entropy(patterns))
         for layer in range(raw.shape[0]):
             for head in range(raw.shape[1]):
                 out[f"probe/entropy/L{layer}H{head}"] = raw[layer, head]

@@ -161,6 +161,21 @@ def _divergences(losses: np.ndarray, metrics: dict[str, np.ndarray], start: int,
     return found
 
 
+def _is_array_like(x) -> bool:
+    return isinstance(x, jax.Array | jax.ShapeDtypeStruct)
+
+
+def _abstract_model(init_model: Callable) -> Any:
+    """The model's structure with its arrays as shapes (``eqx.filter_eval_shape``: nothing
+    is computed, so a trainer is built without running the initialisation eagerly, op by
+    op); a model whose construction needs concrete values is built for real."""
+    try:
+        return eqx.filter_eval_shape(init_model, jax.random.key(0))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError):
+        return init_model(jax.random.key(0))
+
+
 def _nan_where(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """``values`` (seeds, ...) with the rows of the ``seeds`` mask set to NaN."""
     values = np.array(values, dtype=np.result_type(values.dtype, np.float32))
@@ -191,7 +206,7 @@ class Trainer:
 
     def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig):
         self.problem, self.train = problem, train
-        example = problem.init_model(jax.random.key(0))
+        example = _abstract_model(problem.init_model)
         roles = roles_of(example)
         self.optimizer = make_optimizer(optim, train.steps, roles=roles)
         from iclab.models import StatefulModel
@@ -202,7 +217,7 @@ class Trainer:
                 optax.set_to_zero(), lambda p: jax.tree.map(lambda r: r == "state",
                                                             roles(p))))
         self._roles = roles
-        _, self.static = eqx.partition(example, eqx.is_array)
+        _, self.static = eqx.partition(example, _is_array_like)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
         self._compiled: dict[int, Any] = {}
         self.compile_seconds = 0.0
