@@ -381,6 +381,66 @@ def test_probes_are_logged_along_a_run_and_match_direct_computation(tmp_path):
     assert a.equals(b)  # deterministic (a fixed start vector, a fixed probe batch)
 
 
+def test_lanczos_trace_line_and_ntk_probes_match_direct_computation():
+    """The probes' Lanczos top eigenvalue against the exact Hessian (float64 numpy), the
+    Hutchinson trace against the same estimator called directly and against the exact
+    trace within 5 standard errors, the line profile against ``line_profile`` at the
+    step's learning rate, and the NTK against ``empirical_ntk`` of the model now and at
+    initialisation. In float64 (``train.precision``): the line profile's quadratic fit over
+    three decades of step sizes is ill-conditioned, and float32 rounding inside and outside
+    the compiled probe moves s* by percents."""
+    import equinox as eqx
+
+    from helpers import TASK, eval_batch, small_problem
+    from iclab.engine import OptimConfig, ProbeConfig, TrainConfig, Trainer
+    from iclab.instruments import (
+        empirical_ntk,
+        hessian_operator,
+        hutchinson_trace,
+        kernel_distance,
+        line_profile,
+    )
+
+    probes = ProbeConfig(every=20, batch_size=32, norms=False, lanczos=40, hessian_trace=50,
+                         line_profile=6, ntk=5)
+    train = TrainConfig(steps=40, batch_size=64, eval_every=20, seeds=1, probes=probes,
+                        precision="float64")
+    trainer = Trainer(small_problem(), OptimConfig(name="sgd", lr=1e-2), train)
+    state = trainer.fit(eval_batch())
+    with jax.enable_x64(True):
+        final = trainer.history[trainer.history.step == 40].set_index("metric").value
+        model = trainer.models(state)[0]
+        batch = TASK.sample_batch(jax.random.key(probes.seed), probes.batch_size)
+        params, static = eqx.partition(model, eqx.is_array)
+        loss = lambda p: trainer.problem.loss(eqx.combine(p, static), batch)
+        h = _exact_hessian(loss, params)
+        eig = np.linalg.eigvalsh(h)
+        np.testing.assert_allclose(final["probe/lanczos_top"], eig[-1], rtol=1e-3)
+        matvec, flat = hessian_operator(loss, params)
+        direct = hutchinson_trace(matvec, flat, jax.random.key(probes.seed), 50)
+        np.testing.assert_allclose(final["probe/hessian_trace"], direct, rtol=1e-5)
+        se = np.sqrt(2 * (np.sum(h**2) - np.sum(np.diag(h) ** 2)) / 50)
+        assert abs(final["probe/hessian_trace"] - np.trace(h)) < 5 * se
+        grid = 1e-2 * np.concatenate([[0.0], 10.0 ** np.linspace(-1, 2, 5)])
+        profile = line_profile(lambda p, b: trainer.problem.loss(eqx.combine(p, static), b),
+                               params, batch, jnp.asarray(grid))
+        np.testing.assert_allclose(final["probe/line/r2"], profile["r2"], rtol=1e-4)
+        np.testing.assert_allclose(final["probe/line/s_star"], profile["s_star"] / 1e-2,
+                                   rtol=1e-4)
+        xs = trainer.problem.inputs(batch)[:5]
+        kernel = np.asarray(empirical_ntk(lambda p, x: eqx.combine(p, static)(x), params, xs))
+        np.testing.assert_allclose(final["probe/ntk/top"], np.linalg.eigvalsh(kernel)[-1],
+                                   rtol=1e-4)
+        np.testing.assert_allclose(final["probe/ntk/trace"], np.trace(kernel), rtol=1e-5)
+        start = trainer.models(trainer.init())[0]
+        p0, s0 = eqx.partition(start, eqx.is_array)
+        k0 = empirical_ntk(lambda p, x: eqx.combine(p, s0)(x), p0, xs)
+        np.testing.assert_allclose(final["probe/ntk/distance"],
+                                   kernel_distance(jnp.asarray(kernel), k0), rtol=1e-4)
+        assert trainer.history[(trainer.history.metric == "probe/ntk/distance")
+                               & (trainer.history.step == 0)].value.iloc[0] == 0.0
+
+
 def test_entropy_probe_reads_attention_through_the_interface():
     from iclab.engine import OptimConfig, ProbeConfig, Problem, TrainConfig, Trainer
     from iclab.models import CausalTransformer, CausalTransformerConfig

@@ -11,7 +11,9 @@ from iclab._errors import ConfigError
 from iclab.engine import (
     FitJob,
     OptimConfig,
+    Problem,
     TrainConfig,
+    Trainer,
     default_workers,
     fit_concurrently,
     make_optimizer,
@@ -389,3 +391,31 @@ def test_init_scale_multiplies_the_weights_not_the_norms_or_biases():
                        jax.tree.leaves(roles(params)), strict=True):
         factor = 0.1 if r in ("embedding", "attention", "mlp", "readout") else 1.0
         np.testing.assert_allclose(b, factor * np.asarray(a), rtol=1e-6)
+
+
+def test_float64_runs_reach_what_float32_cannot():
+    """GD on ½(w − 1/3)²: in float64 w reaches 1/3 to 1e-15 and the parameters, the data
+    and the evaluation are float64; in float32 the same run stops at float32's spacing
+    (|w − 1/3| ≈ 1e-8). A run's precision is its own: float32 is unchanged afterwards."""
+    import equinox as eqx
+
+    class Scalar(eqx.Module):
+        w: jax.Array
+
+    third = 1.0 / 3.0
+    problem = Problem(init_model=lambda key: Scalar(jnp.zeros(())),
+                      sample_batch=lambda key, b: jax.random.normal(key, (b,)),
+                      loss=lambda m, batch: 0.5 * (m.w - third) ** 2 + 0.0 * batch.sum(),
+                      evaluate=lambda m, data: {"w": m.w, "data": data.sum()})
+    errors = {}
+    for precision in ("float64", "float32"):
+        trainer = Trainer(problem, OptimConfig(name="sgd", lr=0.5),
+                          TrainConfig(steps=200, batch_size=2, eval_every=100,
+                                      precision=precision))
+        state = trainer.fit(np.float64(1.0) if precision == "float64" else np.float32(1.0))
+        assert state.params.w.dtype == jnp.dtype(precision)
+        errors[precision] = abs(float(trainer.models(state)[0].w) - third)
+    assert errors["float64"] < 1e-15 < 1e-9 < errors["float32"]
+    assert jnp.zeros(()).dtype == jnp.float32
+    with pytest.raises(ConfigError, match="train.precision"):
+        TrainConfig(precision="bfloat16")

@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,16 +60,18 @@ def test_bootstrap_interval_covers_the_mean():
 def test_gpt_is_causal(key):
     model = GPT(GPTConfig(width=16, layers=2, heads=2).resolve(3), key=key)
     tokens = jax.random.normal(jax.random.key(1), (7, 3))
-    jac = jax.jacobian(model)(tokens)  # (T_out, T_in, D)
+    # compiled (an eager jacobian of the model takes ~15 s op by op)
+    jac = eqx.filter_jit(lambda m, t: jax.jacobian(m)(t))(model, tokens)  # (T_out, T_in, D)
     influence = np.abs(np.asarray(jac)).sum(-1)
     assert np.all(np.triu(influence, k=1) == 0)  # no output sees a later token
     assert np.all(np.diag(influence) > 0)
-    patterns = model.attention_patterns(tokens)
+    patterns = eqx.filter_jit(lambda m, t: m.attention_patterns(t))(model, tokens)
     assert patterns.shape == (2, 2, 7, 7)
     np.testing.assert_allclose(patterns.sum(-1), 1.0, rtol=1e-5)
     assert jnp.all(jnp.triu(patterns, k=1) == 0)
 
 
+@pytest.mark.slow  # end to end through the CLI (~15–60 s); `make slow`
 def test_function_classes_smoke_run(tmp_path):
     import json
 

@@ -29,6 +29,7 @@ def test_bound_tables_hold_the_bound_and_its_extremal_case():
     assert extremal.entropy.iloc[0] == pytest.approx(np.log(t))  # β = 0: uniform
 
 
+@pytest.mark.slow  # end to end through the CLI (~15–60 s); `make slow`
 def test_short_run_writes_every_table_and_figure(tmp_path):
     code = main(["run", "entropy-collapse", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=50", "--set", "bound.draws=100",

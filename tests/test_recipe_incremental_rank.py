@@ -72,6 +72,7 @@ def test_toy_steps_reach_the_horizon_and_bad_scales_are_refused():
         ToyConfig(dim=2)
 
 
+@pytest.mark.slow  # end to end through the CLI (~15–60 s); `make slow`
 def test_short_run_writes_every_table_and_figure(tmp_path):
     """The toy at two scales to a short horizon and a 500-step transformer smoke run."""
     code = main(["run", "incremental-rank", "--quick", "--out", str(tmp_path), "--seeds", "1",

@@ -53,6 +53,7 @@ def test_finite_problem_measures_both_splits_and_trains_on_the_training_set_only
     assert float(final["test_loss"][0]) == pytest.approx(np.log(7), rel=1e-6)
 
 
+@pytest.mark.slow  # end to end through the CLI (~15–60 s); `make slow`
 def test_short_run_writes_every_table_and_figure(tmp_path):
     code = main(["run", "slingshot", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=1200"])

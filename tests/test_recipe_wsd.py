@@ -58,6 +58,7 @@ def test_the_chain_itself_reaches_the_entropy_rate_and_probes_log_the_schedule()
     assert np.isfinite(sharp.value.loc[20:]).all() and len(sharp) == 6
 
 
+@pytest.mark.slow  # end to end through the CLI (~15–60 s); `make slow`
 def test_short_run_writes_every_table_and_figure(tmp_path):
     code = main(["run", "wsd", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=200", "--set", "optim.warmup_steps=20",

@@ -22,6 +22,18 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
   ``probe/preconditioned_sharpness``, the top eigenvalue of P^{-1/2} H P^{-1/2} with
   P = diag(√ν̂ + ε) from the optimiser state (``adam_diagonal``; its edge-of-stability
   threshold is 38/η for β₁ = 0.9);
+- with ``lanczos`` > 0: ``probe/lanczos_top``, the top Ritz value of the Hessian after that
+  many Lanczos steps from the same start vector; with ``hessian_trace`` > 0:
+  ``probe/hessian_trace``, Hutchinson's estimate with that many Rademacher vectors (key
+  ``probes.seed``) — both need the ``curvature`` extra (matfree);
+- with ``line_profile`` > 0: ``probe/line/r2``, ``/s_star``, ``/ratio`` of the one-step
+  line profile ℓ(s) = L(θ − s∇L) on that many step sizes s = η·10^u, u evenly spaced in
+  [−1, 2], and s = 0 (η: the step's learning rate, 1 without one): the quadratic fit's R²,
+  its minimiser s* (in units of η) and ℓ(s*)/ℓ(0) (Sandler et al. 2023);
+- with ``ntk`` > 0 (problems that give ``inputs``): the empirical NTK of the model's outputs
+  on the first ``ntk`` probe inputs, traced over outputs: ``probe/ntk/top``,
+  ``probe/ntk/trace`` and ``probe/ntk/distance`` ‖Θ_t − Θ₀‖_F/‖Θ₀‖_F from the initial
+  model's kernel (cost: ``ntk`` × outputs per input Jacobian rows);
 - ``probe/lr``: the learning rate of the last step taken (η at step t − 1, from
   ``inject_hyperparams``), when the optimiser state holds one.
 """
@@ -50,6 +62,10 @@ class ProbeConfig:
         sharpness: power iterations for the Hessian's top eigenvalue (0 = off).
         preconditioned: with ``sharpness`` and Adam, also Adam's preconditioned
             sharpness.
+        lanczos: Lanczos steps for the Hessian's top eigenvalue (0 = off; matfree).
+        hessian_trace: Rademacher vectors for Hutchinson's trace (0 = off; matfree).
+        line_profile: step sizes of the one-step line profile (0 = off; at least 3).
+        ntk: probe inputs of the empirical NTK (0 = off).
     """
 
     every: int = 0
@@ -60,12 +76,31 @@ class ProbeConfig:
     spectra: bool = False
     sharpness: int = 0
     preconditioned: bool = False
+    lanczos: int = 0
+    hessian_trace: int = 0
+    line_profile: int = 0
+    ntk: int = 0
 
     def __post_init__(self):
         check_nonnegative("train.probes.every", self.every)
         check_positive_int("train.probes.batch_size", self.batch_size)
         check_nonnegative("train.probes.seed", self.seed)
-        check_nonnegative("train.probes.sharpness", self.sharpness)
+        for key in ("sharpness", "lanczos", "hessian_trace", "line_profile", "ntk"):
+            check_nonnegative(f"train.probes.{key}", getattr(self, key))
+        if self.line_profile and self.line_profile < 3:
+            from iclab._errors import ConfigError
+
+            raise ConfigError("train.probes.line_profile", self.line_profile,
+                              "0 or at least 3 (a quadratic is fitted)")
+        if self.ntk > self.batch_size:
+            from iclab._errors import ConfigError
+
+            raise ConfigError("train.probes.ntk", self.ntk,
+                              f"at most train.probes.batch_size ({self.batch_size})")
+        if self.lanczos or self.hessian_trace:
+            from iclab.instruments._curvature import _matfree
+
+            _matfree()  # a one-line error naming the extra when matfree is missing
 
 
 HEAD_METRICS = ("stable_rank", "effective_rank", "rank@0.01", "nuclear_over_l2")
@@ -78,9 +113,15 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
     from iclab.instruments import (
         adam_diagonal,
         attention_entropy,
+        empirical_ntk,
         head_spectra,
         hessian_operator,
+        hutchinson_trace,
+        kernel_distance,
+        kernel_eigenvalues,
+        lanczos_eigenvalues,
         layer_norms,
+        line_profile,
         optimizer_hyperparams,
         parameter_names,
         power_iteration,
@@ -127,10 +168,16 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
             for head in range(raw.shape[1]):
                 out[f"probe/entropy/L{layer}H{head}"] = raw[layer, head]
                 out[f"probe/entropy_norm/L{layer}H{head}"] = normalised[layer, head]
-    if config.sharpness:
+    if config.sharpness or config.lanczos or config.hessian_trace:
         matvec, flat = hessian_operator(loss_of, params)
         start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
+    if config.sharpness:
         out["probe/sharpness"] = power_iteration(matvec, start, config.sharpness)[0]
+    if config.lanczos:
+        out["probe/lanczos_top"] = lanczos_eigenvalues(matvec, start, config.lanczos)[-1]
+    if config.hessian_trace:
+        out["probe/hessian_trace"] = hutchinson_trace(matvec, flat, jax.random.key(
+            config.seed), config.hessian_trace)
         if config.preconditioned:
             matvec, _ = hessian_operator(loss_of, params, adam_diagonal(opt_state))
             out["probe/preconditioned_sharpness"] = power_iteration(
@@ -138,4 +185,30 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
     hyper = optimizer_hyperparams(opt_state)
     if "learning_rate" in hyper:
         out["probe/lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
+    if config.line_profile:
+        lr = jnp.asarray(hyper.get("learning_rate", 1.0), _params_dtype(params))
+        grid = jnp.concatenate([jnp.zeros(1), 10.0 ** jnp.linspace(-1.0, 2.0,
+                                                                    config.line_profile - 1)])
+        profile = line_profile(lambda p, b: problem.loss(eqx.combine(p, static), b), params,
+                               batch, lr * grid)
+        out.update({"probe/line/r2": profile["r2"], "probe/line/s_star": profile["s_star"] / lr,
+                    "probe/line/ratio": profile["ratio"]})
+    if config.ntk and problem.inputs is not None:
+        xs = problem.inputs(batch)[:config.ntk]
+        f = lambda p, x: eqx.combine(p, static)(x)
+        kernel = empirical_ntk(f, params, xs)
+        out["probe/ntk/top"] = kernel_eigenvalues(kernel, top=1)[0]
+        out["probe/ntk/trace"] = jnp.trace(kernel)
+        if initial is not None:
+            start_params, start_static = eqx.partition(initial, eqx.is_array)
+            k0 = empirical_ntk(lambda p, x: eqx.combine(p, start_static)(x), start_params, xs)
+            out["probe/ntk/distance"] = kernel_distance(kernel, k0)
     return out
+
+
+def _params_dtype(params) -> jnp.dtype:
+    """The floating type of the first floating array of ``params`` (float32 by default)."""
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.dtype
+    return jnp.dtype(jnp.float32)

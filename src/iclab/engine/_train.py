@@ -35,6 +35,9 @@ threads waiting on their results forever, no CPU in use; seen with jax 0.10.2 on
 cores). Probes are a small share of a run, so they are serialised."""
 
 
+PRECISIONS = ("float32", "float64")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How long and on what to train.
@@ -50,6 +53,9 @@ class TrainConfig:
         init_scale: multiplies the initial weights (for a model that labels its
             parameters: the embedding, attention, MLP and read-out arrays, not norms and
             biases; otherwise every array). 1 = the model's own initialisation.
+        precision: "float32" or "float64": the run's floating-point type (its model,
+            data sampling, training and evaluation are traced under ``jax.enable_x64``
+            for float64).
     """
 
     steps: int = 5000
@@ -59,12 +65,16 @@ class TrainConfig:
     seed: int = 0
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     init_scale: float = 1.0
+    precision: str = "float32"
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "seeds"):
             check_positive_int(f"train.{key}", getattr(self, key))
         check_nonnegative("train.seed", self.seed)
         check_nonnegative("train.init_scale", self.init_scale)
+        from iclab._errors import check_choice
+
+        check_choice("train.precision", self.precision, PRECISIONS)
         if self.probes.every % self.eval_every:
             from iclab._errors import ConfigError
 
@@ -255,12 +265,17 @@ class Trainer:
         return TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32),
                           jax.random.key_data(data_key), jnp.zeros((), bool))
 
+    def precision(self):
+        """The context of the run's floating-point type (``jax.enable_x64`` for float64)."""
+        return jax.enable_x64(self.train.precision == "float64")
+
     def init(self, first_seed: int | None = None) -> TrainState:
         """The stacked initial state of all seeds (seed s: ``first_seed + s``, default
         ``train.seed + s``)."""
         first = self.train.seed if first_seed is None else first_seed
-        keys = jnp.stack([jax.random.key(first + s) for s in range(self.train.seeds)])
-        return self._init(keys)
+        with self.precision():
+            keys = jnp.stack([jax.random.key(first + s) for s in range(self.train.seeds)])
+            return self._init(keys)
 
     def _scaled(self, params: Any, scale: float) -> Any:
         if self._roles is None:
@@ -304,11 +319,12 @@ class Trainer:
         """The ``train.probes`` instruments of every seed on the fixed probe batch
         (drawn once, key ``probes.seed``); see ``iclab.engine.ProbeConfig``."""
         if self._probe_batch is None:
-            self._probe_batch = self.problem.sample_batch(
-                jax.random.key(self.train.probes.seed), self.train.probes.batch_size)
+            with self.precision():
+                self._probe_batch = self.problem.sample_batch(
+                    jax.random.key(self.train.probes.seed), self.train.probes.batch_size)
             # the initial parameters are a function of the seeds: the same after a resume
             self._initial_params = self.init().params
-        with _PROBE_LOCK:
+        with _PROBE_LOCK, self.precision():
             out = self._probe(state.params, state.opt_state, self._probe_batch,
                               self._initial_params)
             return {k: np.asarray(v) for k, v in out.items()}
@@ -323,12 +339,14 @@ class Trainer:
 
         The program for each chunk length is compiled ahead of time once (its time is
         added to ``compile_seconds``), so a timed chunk measures training alone."""
-        return self._program(state, length)(state)
+        with self.precision():
+            return self._program(state, length)(state)
 
     def _program(self, state: TrainState, length: int):
         if length not in self._compiled:
             start = time.perf_counter()
-            self._compiled[length] = self._chunk.lower(state, length).compile()
+            with self.precision():
+                self._compiled[length] = self._chunk.lower(state, length).compile()
             self.compile_seconds += time.perf_counter() - start
         return self._compiled[length]
 
@@ -336,7 +354,9 @@ class Trainer:
                  ) -> dict[str, np.ndarray]:
         """``problem.evaluate`` for every seed: metric → (seeds, ...). A halted (diverged)
         seed reads NaN unless ``halted_as_nan`` is False (then: its last finite model)."""
-        out = {k: np.asarray(v) for k, v in self._evaluate(state.params, eval_data).items()}
+        with self.precision():
+            out = {k: np.asarray(v) for k, v in self._evaluate(state.params,
+                                                               eval_data).items()}
         halted = np.asarray(state.halted)
         if halted_as_nan and halted.any():
             out = {k: _nan_where(v, halted) for k, v in out.items()}
