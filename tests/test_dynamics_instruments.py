@@ -402,7 +402,7 @@ def test_lanczos_trace_line_and_ntk_probes_match_direct_computation():
     )
 
     probes = ProbeConfig(every=20, batch_size=32, norms=False, lanczos=40, hessian_trace=50,
-                         line_profile=6, ntk=5)
+                         line_profile=6, ntk=5, directional=True)
     train = TrainConfig(steps=40, batch_size=64, eval_every=20, seeds=1, probes=probes,
                         precision="float64")
     trainer = Trainer(small_problem(), OptimConfig(name="sgd", lr=1e-2), train)
@@ -416,6 +416,11 @@ def test_lanczos_trace_line_and_ntk_probes_match_direct_computation():
         h = _exact_hessian(loss, params)
         eig = np.linalg.eigvalsh(h)
         np.testing.assert_allclose(final["probe/lanczos_top"], eig[-1], rtol=1e-3)
+        g = np.asarray(ravel_pytree(jax.grad(loss)(params))[0])  # SGD: the step is −η g
+        along = float(g @ (h @ g) / (g @ g))
+        np.testing.assert_allclose(final["probe/update_curvature"], along, rtol=1e-4)
+        np.testing.assert_allclose(final["probe/update_length"], 1e-2 * np.linalg.norm(g),
+                                   rtol=1e-6)
         matvec, flat = hessian_operator(loss, params)
         direct = hutchinson_trace(matvec, flat, jax.random.key(probes.seed), 50)
         np.testing.assert_allclose(final["probe/hessian_trace"], direct, rtol=1e-5)
@@ -453,7 +458,8 @@ def test_entropy_probe_reads_attention_through_the_interface():
                       loss=lambda m, x: jnp.mean(jax.vmap(m)(x) ** 2),
                       evaluate=lambda m, data: {}, inputs=lambda x: x)
     train = TrainConfig(steps=10, batch_size=8, eval_every=10, seeds=1,
-                        probes=ProbeConfig(every=10, batch_size=16, norms=False, spectra=True))
+                        probes=ProbeConfig(every=10, batch_size=16, norms=False, spectra=True,
+                                           logits=True))
     trainer = Trainer(problem, OptimConfig(lr=1e-3), train)
     state = trainer.fit(None)
     model = trainer.models(state)[0]
@@ -472,6 +478,12 @@ def test_entropy_probe_reads_attention_through_the_interface():
             np.testing.assert_allclose(last[f"probe/entropy_norm/L{layer}H{head}"],
                                        normalised[layer, head], rtol=1e-5)
     assert not any(m.endswith("/norm") for m in last.index)  # norms off
+    from iclab.instruments import absorbed_fraction, logit_gap
+
+    outputs = jax.vmap(model)(batch)
+    np.testing.assert_allclose(last["probe/logit_gap"], jnp.mean(logit_gap(outputs)),
+                               rtol=1e-5)
+    assert last["probe/absorbed_fraction"] == float(absorbed_fraction(outputs))
     from iclab.instruments import head_spectra
 
     initial = trainer.models(trainer.init())[0]

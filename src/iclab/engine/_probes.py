@@ -34,6 +34,15 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
   on the first ``ntk`` probe inputs, traced over outputs: ``probe/ntk/top``,
   ``probe/ntk/trace`` and ``probe/ntk/distance`` ‖Θ_t − Θ₀‖_F/‖Θ₀‖_F from the initial
   model's kernel (cost: ``ntk`` × outputs per input Jacobian rows);
+- with ``logits`` (problems that give ``inputs``; models whose outputs are logits): the
+  softmax absorption signals of the model's outputs on the probe inputs,
+  ``probe/logit_gap`` (mean gap between the two largest logits of an output row) and
+  ``probe/absorbed_fraction`` (rows whose gap exceeds the ``absorption_threshold`` of the
+  run's float type: their softmax is exactly one-hot, their gradient exactly 0);
+- with ``directional``: ``probe/update_curvature``, the loss's curvature uᵀHu/uᵀu along the
+  step u the optimiser would take (three forward passes; ``directional_curvature``), and
+  ``probe/update_length`` ‖u‖ — a step overshoots the local quadratic once its length
+  exceeds 2 / curvature;
 - ``probe/lr``: the learning rate of the last step taken (η at step t − 1, from
   ``inject_hyperparams``), when the optimiser state holds one.
 """
@@ -66,6 +75,8 @@ class ProbeConfig:
         hessian_trace: Rademacher vectors for Hutchinson's trace (0 = off; matfree).
         line_profile: step sizes of the one-step line profile (0 = off; at least 3).
         ntk: probe inputs of the empirical NTK (0 = off).
+        logits: the logit gap and absorbed fraction of the model's outputs.
+        directional: the curvature along the optimiser's step.
     """
 
     every: int = 0
@@ -80,6 +91,8 @@ class ProbeConfig:
     hessian_trace: int = 0
     line_profile: int = 0
     ntk: int = 0
+    logits: bool = False
+    directional: bool = False
 
     def __post_init__(self):
         check_nonnegative("train.probes.every", self.every)
@@ -111,8 +124,10 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
     """The probes of one seed's model on the probe batch (see the module docstring);
     ``initial``: the same seed's model at initialisation (for changes since then)."""
     from iclab.instruments import (
+        absorbed_fraction,
         adam_diagonal,
         attention_entropy,
+        directional_curvature,
         empirical_ntk,
         head_spectra,
         hessian_operator,
@@ -122,6 +137,7 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         lanczos_eigenvalues,
         layer_norms,
         line_profile,
+        logit_gap,
         optimizer_hyperparams,
         parameter_names,
         power_iteration,
@@ -173,15 +189,15 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
     if config.sharpness:
         out["probe/sharpness"] = power_iteration(matvec, start, config.sharpness)[0]
+        if config.preconditioned:
+            adam, _ = hessian_operator(loss_of, params, adam_diagonal(opt_state))
+            out["probe/preconditioned_sharpness"] = power_iteration(
+                adam, start, config.sharpness)[0]
     if config.lanczos:
         out["probe/lanczos_top"] = lanczos_eigenvalues(matvec, start, config.lanczos)[-1]
     if config.hessian_trace:
         out["probe/hessian_trace"] = hutchinson_trace(matvec, flat, jax.random.key(
             config.seed), config.hessian_trace)
-        if config.preconditioned:
-            matvec, _ = hessian_operator(loss_of, params, adam_diagonal(opt_state))
-            out["probe/preconditioned_sharpness"] = power_iteration(
-                matvec, start, config.sharpness)[0]
     hyper = optimizer_hyperparams(opt_state)
     if "learning_rate" in hyper:
         out["probe/lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
@@ -193,6 +209,13 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
                                batch, lr * grid)
         out.update({"probe/line/r2": profile["r2"], "probe/line/s_star": profile["s_star"] / lr,
                     "probe/line/ratio": profile["ratio"]})
+    if config.logits and problem.inputs is not None:
+        outputs = jax.vmap(model)(problem.inputs(batch))
+        out["probe/logit_gap"] = jnp.mean(logit_gap(outputs))
+        out["probe/absorbed_fraction"] = absorbed_fraction(outputs)
+    if config.directional:
+        out["probe/update_curvature"] = directional_curvature(loss_of, params, updates)
+        out["probe/update_length"] = optax.tree.norm(updates)
     if config.ntk and problem.inputs is not None:
         xs = problem.inputs(batch)[:config.ntk]
         f = lambda p, x: eqx.combine(p, static)(x)
