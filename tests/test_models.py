@@ -1,3 +1,6 @@
+import dataclasses
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -287,3 +290,58 @@ def test_sigma_reparam_gamma_one_gives_unit_spectral_norms_and_training_keeps_u(
         top = np.linalg.svd(np.asarray(matrix), compute_uv=False)[0]
         assert float(scale.sigma(matrix)) == pytest.approx(top, rel=2e-2)
     assert float(trained.layers[1].spectral[0].gamma) != 1.0  # γ is trained
+
+
+@pytest.mark.parametrize("position", ["post", "none"])
+def test_gpt_post_ln_and_no_ln_blocks_follow_their_definitions(position):
+    """GPT's Post-LN block is h ← LN₁(h + Attn(h)), h ← LN₂(h + MLP(h)) with no final LN;
+    its no-LN block h ← h + Attn(h), h ← h + MLP(h). Re-computed from the model's own
+    sub-modules (the attention update is the model's: Δh = block output − MLP part)."""
+    from iclab.models import GPT, GPTConfig
+
+    model = GPT(GPTConfig(width=8, layers=2, heads=2, norm_position=position).resolve(3),
+                key=jax.random.key(0))
+    tokens = jax.random.normal(jax.random.key(1), (5, 3))
+    h = jax.vmap(model.read_in)(tokens) + model.positions[:5]
+    for i, block in enumerate(model.blocks):
+        t, w = h.shape
+        q, k, v = jnp.split(jax.vmap(block.qkv)(h), 3, axis=-1)
+        split = lambda a, t=t, w=w: a.reshape(t, 2, w // 2).transpose(1, 0, 2)
+        pattern = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((t, t), bool)), jnp.einsum(
+            "hqc,hkc->hqk", split(q), split(k)) / np.sqrt(w // 2), -jnp.inf), axis=-1)
+        attn = jax.vmap(block.out)(jnp.einsum("hqk,hkc->qhc", pattern, split(v)).reshape(t, w))
+        if position == "post":
+            h = jax.vmap(block.ln1)(h + attn)
+            h = jax.vmap(block.ln2)(h + jax.vmap(block.mlp)(h))
+        else:
+            h = h + attn
+            h = h + jax.vmap(block.mlp)(h)
+        np.testing.assert_allclose(model.residual_stream(tokens)[i + 1], h, rtol=1e-5,
+                                   atol=1e-5)
+    np.testing.assert_allclose(model(tokens), jax.vmap(model.read_out)(h)[:, 0], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_gpt_sigma_reparam_starts_at_the_plain_model_and_tracks_the_spectral_norm():
+    from iclab.models import GPT, GPTConfig, StatefulModel
+
+    config = GPTConfig(width=8, layers=2, heads=2).resolve(3)
+    plain = GPT(config, key=jax.random.key(0))
+    model = GPT(dataclasses.replace(config, sigma_reparam="sigma0"), key=jax.random.key(0))
+    assert isinstance(model, StatefulModel)
+    tokens = jax.random.normal(jax.random.key(1), (5, 3))
+    np.testing.assert_allclose(model(tokens), plain(tokens), rtol=1e-4, atol=1e-5)
+    roles = jax.tree.leaves(model.parameter_roles())
+    assert roles.count("state") == 2 * 4 + 2  # qkv, out and two MLP maps per block; in, out
+    bumped = eqx.tree_at(lambda m: m.blocks[0].qkv.weight, model,
+                         model.blocks[0].qkv.weight + 0.5)
+    for _ in range(300):
+        bumped = bumped.refreshed()
+    scale = bumped.blocks[0].spectral[0]
+    weight = bumped.blocks[0].qkv.weight
+    assert float(scale.sigma(weight)) == pytest.approx(
+        np.linalg.svd(np.asarray(weight), compute_uv=False)[0], rel=1e-4)
+    # the instruments read the effective (reparametrised) weights
+    qkv, _, _ = bumped.blocks[0].effective()
+    np.testing.assert_allclose(bumped.head_weights()[0]["q"].reshape(8, 8),
+                               qkv.weight[:8], rtol=1e-6)

@@ -2,6 +2,8 @@
 
 read-in Linear(D → W) + learned positions → L pre-LayerNorm blocks of causal softmax
 multi-head attention and a GELU MLP (width 4W) → final LayerNorm → read-out Linear(W → 1).
+Options: Post-LN or no-LN blocks (``norm_position``) and σReparam on every linear map
+(``sigma_reparam``).
 ``__call__`` returns one scalar per position; ``attention_patterns`` the (L, H, T, T)
 attention weights for instruments.
 """
@@ -15,15 +17,19 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from iclab._errors import check_positive_int
+from iclab._errors import check_choice, check_positive_int
 from iclab.models._causal import causal_softmax_pattern
 from iclab.models._interface import (
     AttentionPatternModel,
     HeadWeightsModel,
     ParameterRolesModel,
     ResidualStreamModel,
+    StatefulModel,
     roles_by_path,
 )
+from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale
+
+NORM_POSITIONS = ("pre", "post", "none")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,11 @@ class GPTConfig:
         layers: blocks L (tiny: 3, small: 6, standard: 12).
         heads: attention heads (tiny: 2, small: 4, standard: 8).
         max_len: longest sequence (learned positions).
+        norm_position: "pre" (h + f(LN(h)), a final LayerNorm), "post" (LN(h + f(h)), the
+            original Transformer's; no final LayerNorm) or "none" (h + f(h), no LayerNorm).
+        sigma_reparam: "off", or σReparam (Zhai et al. 2023) on every linear map (read-in,
+            fused qkv, attention output, MLPs, read-out): "one" (γ₀ = 1) or "sigma0"
+            (γ₀ = σ(W₀)); see ``iclab.models.SpectralScale``.
     """
 
     dim_in: int = 0
@@ -41,10 +52,14 @@ class GPTConfig:
     layers: int = 3
     heads: int = 2
     max_len: int = 128
+    norm_position: str = "pre"
+    sigma_reparam: str = "off"
 
     def __post_init__(self):
         for key in ("width", "layers", "heads", "max_len"):
             check_positive_int(f"model.{key}", getattr(self, key))
+        check_choice("model.norm_position", self.norm_position, NORM_POSITIONS)
+        check_choice("model.sigma_reparam", self.sigma_reparam, ("off",) + GAMMA_INITS)
         if self.width % self.heads:
             from iclab._errors import ConfigError
 
@@ -54,34 +69,76 @@ class GPTConfig:
         return dataclasses.replace(self, dim_in=self.dim_in or dim_in)
 
 
+def _effective(linear: eqx.nn.Linear, scale: SpectralScale | None) -> eqx.nn.Linear:
+    """A linear layer with its σReparam weight (itself without σReparam)."""
+    if scale is None:
+        return linear
+    return eqx.tree_at(lambda layer: layer.weight, linear, scale.apply(linear.weight))
+
+
 class _Block(eqx.Module):
     ln1: eqx.nn.LayerNorm
     qkv: eqx.nn.Linear
     out: eqx.nn.Linear
     ln2: eqx.nn.LayerNorm
     mlp: eqx.nn.MLP
+    spectral: tuple[SpectralScale, ...] | None
     heads: int = eqx.field(static=True)
+    norm_position: str = eqx.field(static=True)
 
-    def __init__(self, width: int, heads: int, *, key: PRNGKeyArray):
+    def __init__(self, width: int, heads: int, *, key: PRNGKeyArray,
+                 norm_position: str = "pre", sigma_reparam: str = "off"):
         k1, k2, k3 = jax.random.split(key, 3)
         self.ln1, self.ln2 = eqx.nn.LayerNorm(width), eqx.nn.LayerNorm(width)
         self.qkv = eqx.nn.Linear(width, 3 * width, key=k1)
         self.out = eqx.nn.Linear(width, width, key=k2)
         self.mlp = eqx.nn.MLP(width, width, 4 * width, depth=1, activation=jax.nn.gelu, key=k3)
         self.heads = heads
+        self.norm_position = norm_position
+        self.spectral = None if sigma_reparam == "off" else tuple(
+            SpectralScale.initialise(linear.weight, sigma_reparam) for linear in self._linears())
+
+    def _linears(self) -> tuple[eqx.nn.Linear, ...]:
+        return self.qkv, self.out, self.mlp.layers[0], self.mlp.layers[1]
+
+    def effective(self) -> tuple[eqx.nn.Linear, eqx.nn.Linear, eqx.nn.MLP]:
+        """qkv, out and the MLP with their σReparam weights."""
+        if self.spectral is None:
+            return self.qkv, self.out, self.mlp
+        qkv, out, first, second = (_effective(linear, scale) for linear, scale in zip(
+            self._linears(), self.spectral, strict=True))
+        mlp = eqx.tree_at(lambda m: (m.layers[0], m.layers[1]), self.mlp, (first, second))
+        return qkv, out, mlp
+
+    def refreshed(self) -> "_Block":
+        if self.spectral is None:
+            return self
+        new = tuple(scale.refresh(linear.weight) for linear, scale in zip(
+            self._linears(), self.spectral, strict=True))
+        return eqx.tree_at(lambda b: b.spectral, self, new)
 
     def pattern_and_update(self, h: Float[Array, "t w"]):
         t, w = h.shape
-        q, k, v = jnp.split(jax.vmap(self.qkv)(jax.vmap(self.ln1)(h)), 3, axis=-1)
+        qkv, out, mlp = self.effective()
+        norm = (lambda ln, x: x) if self.norm_position == "none" else (
+            lambda ln, x: jax.vmap(ln)(x))
+        x = norm(self.ln1, h) if self.norm_position == "pre" else h
+        q, k, v = jnp.split(jax.vmap(qkv)(x), 3, axis=-1)
         split = lambda a: a.reshape(t, self.heads, w // self.heads).transpose(1, 0, 2)
         q, k, v = split(q), split(k), split(v)  # (H, T, W/H)
         pattern = jax.vmap(causal_softmax_pattern)(q, k)
         mixed = jnp.einsum("hqk,hkc->qhc", pattern, v).reshape(t, w)
-        h = h + jax.vmap(self.out)(mixed)
-        return pattern, h + jax.vmap(self.mlp)(jax.vmap(self.ln2)(h))
+        if self.norm_position == "post":
+            h = norm(self.ln1, h + jax.vmap(out)(mixed))
+            return pattern, norm(self.ln2, h + jax.vmap(mlp)(h))
+        h = h + jax.vmap(out)(mixed)
+        x = norm(self.ln2, h) if self.norm_position == "pre" else h
+        return pattern, h + jax.vmap(mlp)(x)
 
 
 def _gpt_role(name: str) -> str:
+    if name.startswith("spectral") or ".spectral." in name:
+        return "state" if name.endswith(".u") else "norm"  # σReparam's u and γ
     if ".ln" in name or name.startswith("ln_f"):
         return "norm"
     if name.endswith(".bias"):
@@ -94,12 +151,15 @@ def _gpt_role(name: str) -> str:
             "read_out": "readout"}.get(name.split(".")[0], "other")
 
 
-class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadWeightsModel):
+class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadWeightsModel,
+          StatefulModel):
     read_in: eqx.nn.Linear
     positions: Float[Array, "max_len w"]
     blocks: tuple[_Block, ...]
     ln_f: eqx.nn.LayerNorm
     read_out: eqx.nn.Linear
+    spectral: tuple[SpectralScale, SpectralScale] | None
+    norm_position: str = eqx.field(static=True)
 
     def __init__(self, config: GPTConfig, *, key: PRNGKeyArray):
         if config.dim_in == 0:
@@ -107,9 +167,24 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
         keys = jax.random.split(key, config.layers + 3)
         self.read_in = eqx.nn.Linear(config.dim_in, config.width, key=keys[0])
         self.positions = 0.02 * jax.random.normal(keys[1], (config.max_len, config.width))
-        self.blocks = tuple(_Block(config.width, config.heads, key=k) for k in keys[3:])
+        self.blocks = tuple(_Block(config.width, config.heads, key=k,
+                                   norm_position=config.norm_position,
+                                   sigma_reparam=config.sigma_reparam) for k in keys[3:])
         self.ln_f = eqx.nn.LayerNorm(config.width)
         self.read_out = eqx.nn.Linear(config.width, 1, key=keys[2])
+        self.norm_position = config.norm_position
+        self.spectral = None if config.sigma_reparam == "off" else (
+            SpectralScale.initialise(self.read_in.weight, config.sigma_reparam),
+            SpectralScale.initialise(self.read_out.weight, config.sigma_reparam))
+
+    def refreshed(self) -> "GPT":
+        """One power-iteration step on every σReparam vector (no-op without σReparam)."""
+        if self.spectral is None:
+            return self
+        spectral = (self.spectral[0].refresh(self.read_in.weight),
+                    self.spectral[1].refresh(self.read_out.weight))
+        return eqx.tree_at(lambda m: (m.blocks, m.spectral), self,
+                           (tuple(b.refreshed() for b in self.blocks), spectral))
 
     def head_weights(self) -> list[dict]:
         """The fused qkv Linear split into heads (its rows: q, then k, then v; head h owns
@@ -117,11 +192,12 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
         logit scale 1/√(W/H). Biases are left out (they shift, not rotate, the logits)."""
         out = []
         for block in self.blocks:
-            w = block.qkv.weight.shape[1]
+            qkv, out_linear, _ = block.effective()
+            w = qkv.weight.shape[1]
             d = w // block.heads
-            q, k, v = (block.qkv.weight[i * w:(i + 1) * w].reshape(block.heads, d, w)
+            q, k, v = (qkv.weight[i * w:(i + 1) * w].reshape(block.heads, d, w)
                        for i in range(3))
-            o = block.out.weight.reshape(w, block.heads, d).transpose(1, 0, 2)
+            o = out_linear.weight.reshape(w, block.heads, d).transpose(1, 0, 2)
             out.append({"q": q, "k": k, "v": v, "o": o, "logit_scale": 1 / math.sqrt(d)})
         return out
 
@@ -131,13 +207,17 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
         return roles_by_path(self, _gpt_role)
 
     def _run(self, tokens: Float[Array, "t d"]):
-        h = jax.vmap(self.read_in)(tokens) + self.positions[: tokens.shape[0]]
+        read_in, read_out = (self.read_in, self.read_out) if self.spectral is None else (
+            _effective(self.read_in, self.spectral[0]),
+            _effective(self.read_out, self.spectral[1]))
+        h = jax.vmap(read_in)(tokens) + self.positions[: tokens.shape[0]]
         patterns, stream = [], [h]
         for block in self.blocks:
             pattern, h = block.pattern_and_update(h)
             patterns.append(pattern)
             stream.append(h)
-        out = jax.vmap(self.read_out)(jax.vmap(self.ln_f)(h))[:, 0]
+        final = jax.vmap(self.ln_f)(h) if self.norm_position == "pre" else h
+        out = jax.vmap(read_out)(final)[:, 0]
         return out, jnp.stack(patterns), jnp.stack(stream)
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, " t"]:
