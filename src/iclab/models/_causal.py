@@ -39,6 +39,7 @@ from iclab.models._sigma_reparam import (
     heads_in_matrix,
     heads_out_array,
     heads_out_matrix,
+    reparametrised,
 )
 
 LAYER_KINDS = ("linear", "softmax", "mesa")
@@ -393,20 +394,14 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
                              tuple((scale(m.layers[0]), scale(m.layers[1])) for m in self.mlps),
                              scale(self.read_out))
 
-    def _effective(self, linear, scale):
-        """A linear layer with its σReparam weight (itself without σReparam)."""
-        if linear is None or scale is None:
-            return linear
-        return eqx.tree_at(lambda layer: layer.weight, linear, scale.apply(linear.weight))
-
     def _mlp(self, i: int) -> eqx.nn.MLP:
         mlp = self.mlps[i]
         if self.spectral is None:
             return mlp
         first, second = self.spectral[1][i]
         return eqx.tree_at(lambda m: (m.layers[0], m.layers[1]), mlp,
-                           (self._effective(mlp.layers[0], first),
-                            self._effective(mlp.layers[1], second)))
+                           (reparametrised(mlp.layers[0], first),
+                            reparametrised(mlp.layers[1], second)))
 
     def refreshed(self) -> "CausalTransformer":
         """One power-iteration step on every σReparam vector (no-op without σReparam)."""
@@ -427,7 +422,7 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
 
     def residual_stream(self, tokens: Float[Array, "t d"]) -> Float[Array, "l1 t w"]:
         c = self.config
-        embed = self._effective(self.embed, self.spectral[0] if self.spectral else None)
+        embed = reparametrised(self.embed, self.spectral[0] if self.spectral else None)
         h = jax.vmap(embed)(tokens) if embed is not None else tokens
         if self.position_embedding is not None:
             h = h + self.position_embedding[: tokens.shape[0]]
@@ -453,7 +448,7 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         if self.read_out is None:
             return h[:, : self.config.dim_out]
         final = self.norms and self.config.norm_position == "pre"
-        read_out = self._effective(self.read_out, self.spectral[2] if self.spectral else None)
+        read_out = reparametrised(self.read_out, self.spectral[2] if self.spectral else None)
         return jax.vmap(read_out)(self._norm(len(self.norms) - 1, h) if final else h)
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:

@@ -27,7 +27,7 @@ from iclab.models._interface import (
     StatefulModel,
     roles_by_path,
 )
-from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale
+from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale, reparametrised
 
 NORM_POSITIONS = ("pre", "post", "none")
 
@@ -69,13 +69,6 @@ class GPTConfig:
         return dataclasses.replace(self, dim_in=self.dim_in or dim_in)
 
 
-def _effective(linear: eqx.nn.Linear, scale: SpectralScale | None) -> eqx.nn.Linear:
-    """A linear layer with its σReparam weight (itself without σReparam)."""
-    if scale is None:
-        return linear
-    return eqx.tree_at(lambda layer: layer.weight, linear, scale.apply(linear.weight))
-
-
 class _Block(eqx.Module):
     ln1: eqx.nn.LayerNorm
     qkv: eqx.nn.Linear
@@ -105,7 +98,7 @@ class _Block(eqx.Module):
         """qkv, out and the MLP with their σReparam weights."""
         if self.spectral is None:
             return self.qkv, self.out, self.mlp
-        qkv, out, first, second = (_effective(linear, scale) for linear, scale in zip(
+        qkv, out, first, second = (reparametrised(linear, scale) for linear, scale in zip(
             self._linears(), self.spectral, strict=True))
         mlp = eqx.tree_at(lambda m: (m.layers[0], m.layers[1]), self.mlp, (first, second))
         return qkv, out, mlp
@@ -208,8 +201,8 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
 
     def _run(self, tokens: Float[Array, "t d"]):
         read_in, read_out = (self.read_in, self.read_out) if self.spectral is None else (
-            _effective(self.read_in, self.spectral[0]),
-            _effective(self.read_out, self.spectral[1]))
+            reparametrised(self.read_in, self.spectral[0]),
+            reparametrised(self.read_out, self.spectral[1]))
         h = jax.vmap(read_in)(tokens) + self.positions[: tokens.shape[0]]
         patterns, stream = [], [h]
         for block in self.blocks:

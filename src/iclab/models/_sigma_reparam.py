@@ -58,6 +58,13 @@ class SpectralScale(eqx.Module):
         return SpectralScale(self.gamma, _normalise(matrix.T @ _normalise(matrix @ self.u)))
 
 
+def reparametrised(linear: eqx.nn.Linear, scale: SpectralScale | None) -> eqx.nn.Linear:
+    """An ``eqx.nn.Linear`` with its σReparam weight γ W / σ(W) (itself for ``scale`` None)."""
+    if linear is None or scale is None:
+        return linear
+    return eqx.tree_at(lambda layer: layer.weight, linear, scale.apply(linear.weight))
+
+
 def heads_in_matrix(w: Float[Array, "h k d"]) -> Float[Array, "hk d"]:
     """W_Q, W_K or W_V of all heads as one map R^D → R^{H·k}."""
     return w.reshape(-1, w.shape[-1])
