@@ -419,3 +419,36 @@ def test_float64_runs_reach_what_float32_cannot():
     assert jnp.zeros(()).dtype == jnp.float32
     with pytest.raises(ConfigError, match="train.precision"):
         TrainConfig(precision="bfloat16")
+
+
+def test_a_learning_rate_grid_is_one_program_equal_to_separate_runs():
+    """train.lr_grid: member k = (lr_grid[k // seeds], seed + k % seeds) trains exactly as
+    a separate run at that learning rate and seed, with a warm-up-cosine schedule scaled
+    to each peak, and the grid compiles the same programs whatever its size."""
+    from helpers import small_problem
+
+    optim = OptimConfig(lr=1e-2, schedule="warmup_cosine", warmup_steps=10)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(event)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    counts, batch = [], eval_batch()
+    for grid in ((3e-3, 1e-2, 3e-2), (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)):
+        start = len(compiles)
+        train = TrainConfig(steps=40, batch_size=64, eval_every=20, seeds=2, seed=5,
+                            lr_grid=grid)
+        trainer = Trainer(small_problem(), optim, train)
+        state = trainer.fit(batch)
+        counts.append(len(compiles) - start)
+        assert trainer.members == 2 * len(grid)
+    assert counts[0] == counts[1]
+    for k in (0, 3, 9):  # (lr 1e-3, seed 5), (lr 3e-3, seed 6), (lr 1e-1, seed 6)
+        lr, seed = train.member_lr(k), train.member_seed(k)
+        alone = Trainer(small_problem(), OptimConfig(lr=lr, schedule="warmup_cosine",
+                                                     warmup_steps=10),
+                        TrainConfig(steps=40, batch_size=64, eval_every=20, seeds=1,
+                                    seed=seed)).fit(batch)
+        one = jax.tree.map(lambda a, k=k: a[k:k + 1], state.params)
+        assert tree_allclose(one, alone.params, rtol=2e-5, atol=1e-6), (k, lr, seed)
+    history = trainer.history
+    assert sorted(history.seed.unique()) == list(range(5, 5 + 10))

@@ -40,6 +40,7 @@ def test_config_validation():
         apply_overrides(quick_config(), ["disentangled.slope_points=5"])
 
 
+@pytest.mark.slow  # end to end through the CLI (~45 s); `make slow`
 def test_smoke_run_writes_claims_and_emergence(tmp_path):
     code = main(["run", "induction-heads", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "n_values=2,3", "--set", "train.steps=60",

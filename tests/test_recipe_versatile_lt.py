@@ -97,6 +97,7 @@ def test_full_parametrizations(key):
         apply_overrides(quick_config(), ["full_parametrization=dense"])
 
 
+@pytest.mark.slow  # end to end through the CLI (~50 s); `make slow`
 def test_smoke_run(tmp_path):
     code = main(["run", "versatile-lt", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "layers=1,4", "--set", "train.steps=60", "--set", "train.eval_every=30",

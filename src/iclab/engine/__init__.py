@@ -3,6 +3,9 @@
 from iclab.engine._concurrent import FitJob as FitJob
 from iclab.engine._concurrent import default_workers as default_workers
 from iclab.engine._concurrent import fit_concurrently as fit_concurrently
+from iclab.engine._coordinates import coordinate_check as coordinate_check
+from iclab.engine._coordinates import coordinate_frame as coordinate_frame
+from iclab.engine._coordinates import coordinate_setup as coordinate_setup
 from iclab.engine._data import finite_sampler as finite_sampler
 from iclab.engine._memory import Footprint as Footprint
 from iclab.engine._memory import available_memory as available_memory
@@ -17,6 +20,7 @@ from iclab.engine._problems import dynamics_problem as dynamics_problem
 from iclab.engine._problems import finite_problem as finite_problem
 from iclab.engine._problems import language_problem as language_problem
 from iclab.engine._problems import next_token_loss as next_token_loss
+from iclab.engine._problems import parametrised as parametrised
 from iclab.engine._problems import prompt_loss as prompt_loss
 from iclab.engine._problems import prompt_predictions as prompt_predictions
 from iclab.engine._problems import prompt_problem as prompt_problem

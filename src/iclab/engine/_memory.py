@@ -90,12 +90,13 @@ def footprint(problem, optim, train) -> Footprint:
     key = jax.random.key(0)
     model = eqx.filter_eval_shape(problem.init_model, key)  # models may hold functions
     params = eqx.filter(model, lambda x: isinstance(x, jax.ShapeDtypeStruct))
-    opt_state = jax.eval_shape(make_optimizer(optim, train.steps, roles_of(model)).init,
+    opt_state = jax.eval_shape(make_optimizer(optim, train.steps, roles_of(model),
+                                              scaling=problem.scaling).init,
                                params)
     sample = problem.sample_batch
     batch = eqx.filter_eval_shape(lambda k: sample(k, train.batch_size), key)
     return Footprint(params=tree_bytes(params), opt_state=tree_bytes(opt_state),
-                     batch=tree_bytes(batch), seeds=train.seeds)
+                     batch=tree_bytes(batch), seeds=train.members)
 
 
 def _read_int(path: str) -> int | None:

@@ -122,22 +122,47 @@ def _decay(weight_decay, attention_weight_decay, roles):
             optax.add_decayed_weights(weight_decay, mask=rest)]
 
 
-def _transform(name: str, mode: str, roles):
+def _scaled_decay(weight_decay, attention_weight_decay, roles, multipliers):
+    """Weight decay with a parametrisation's per-array multipliers."""
+    from iclab.parametrisation import add_scaled_decayed_weights
+
+    if roles is None:
+        return [add_scaled_decayed_weights(weight_decay, multipliers)]
+    attention = lambda params: jax.tree.map(lambda r: r == "attention", roles(params))
+    rest = lambda params: jax.tree.map(lambda r: r != "attention", roles(params))
+    return [add_scaled_decayed_weights(attention_weight_decay, multipliers, mask=attention),
+            add_scaled_decayed_weights(weight_decay, multipliers, mask=rest)]
+
+
+def _transform(name: str, mode: str, roles, scaling=None):
     """The optimiser as a function of its numeric hyperparameters (for
     ``optax.inject_hyperparams``): [decay if coupled] → Adam or identity → [decay if
-    decoupled] → −η. With no weight decay asked for, exactly Optax's adam / sgd."""
+    decoupled] → −η. With no weight decay asked for, exactly Optax's adam / sgd.
+
+    With a parametrisation's ``scaling``: the decay carries its weight-decay multipliers,
+    Adam's ε its ε multipliers (by dividing the gradient by them before Adam, which is
+    exact: m̂/(√v̂ + cε) is Adam on g/c) and the step its learning-rate multipliers."""
+    adam = name in ("adam", "adamw")
 
     def make(learning_rate, b1, b2, eps, weight_decay, attention_weight_decay):
-        decay = _decay(weight_decay, attention_weight_decay, roles)
-        core = [optax.scale_by_adam(b1=b1, b2=b2, eps=eps)] if name in ("adam", "adamw") \
-            else []
+        if scaling is None:
+            decay = _decay(weight_decay, attention_weight_decay, roles)
+            core = [optax.scale_by_adam(b1=b1, b2=b2, eps=eps)] if adam else []
+            parts = (decay + core if mode == "coupled" else core + decay)
+            return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
+        from iclab.parametrisation import scale_by_multipliers
+
+        decay = _scaled_decay(weight_decay, attention_weight_decay, roles, scaling.wd)
+        core = [scale_by_multipliers(jax.tree.map(lambda c: 1.0 / c, scaling.eps)),
+                optax.scale_by_adam(b1=b1, b2=b2, eps=eps)] if adam else []
         parts = (decay + core if mode == "coupled" else core + decay)
-        return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
+        return optax.chain(*parts, scale_by_multipliers(scaling.lr),
+                           optax.scale_by_learning_rate(learning_rate))
 
     return make
 
 
-def make_optimizer(config: OptimConfig, total_steps: int, roles=None
+def make_optimizer(config: OptimConfig, total_steps: int, roles=None, scaling=None
                    ) -> optax.GradientTransformation:
     """clip_by_global_norm → optimizer, with the learning rate injected as a hyperparameter.
 
@@ -150,6 +175,8 @@ def make_optimizer(config: OptimConfig, total_steps: int, roles=None
         total_steps: the run's steps (for the schedules).
         roles: params → a pytree of parameter roles (``ParameterRolesModel``), needed for
             ``attention_weight_decay``.
+        scaling: a parametrisation's ``iclab.parametrisation.Scaling`` (per-array
+            learning-rate, weight-decay and Adam-ε multipliers), or None (SP).
     """
     if config.schedule == "constant":
         lr = config.lr
@@ -169,7 +196,19 @@ def make_optimizer(config: OptimConfig, total_steps: int, roles=None
                           "-1 for this model: it does not label its parameters "
                           "(iclab.models.ParameterRolesModel)")
     decays = config.weight_decay > 0 or (separate and config.attention_weight_decay > 0)
-    if not decays and config.name == "sgd":
+    if scaling is not None:
+        family = "sgd" if config.name == "sgd" else "adam"
+        if scaling.optimizer != family:
+            from iclab._errors import ConfigError
+
+            raise ConfigError("parametrisation.optimizer", scaling.optimizer,
+                              f"{family} (the rules must match optim.name={config.name})")
+        lam_attn = config.attention_weight_decay if separate else config.weight_decay
+        opt = optax.inject_hyperparams(_transform(
+            config.name, config.decay_mode, roles if separate else None, scaling))(
+            learning_rate=lr, b1=config.b1, b2=config.b2, eps=config.eps,
+            weight_decay=config.weight_decay, attention_weight_decay=lam_attn)
+    elif not decays and config.name == "sgd":
         opt = optax.inject_hyperparams(optax.sgd)(learning_rate=lr)
     elif not decays and config.name == "adam":
         opt = optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=config.b1, b2=config.b2,

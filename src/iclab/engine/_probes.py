@@ -43,8 +43,13 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
   step u the optimiser would take (three forward passes; ``directional_curvature``), and
   ``probe/update_length`` ‖u‖ — a step overshoots the local quadratic once its length
   exceeds 2 / curvature;
+- with ``coordinates`` (``ResidualStreamModel``s, problems that give ``inputs``): the
+  coordinate check's sizes (``coordinate_sizes``) on the probe inputs,
+  ``probe/coord/{site}`` (mean |x| at "embedding", "block{l}", "output") and
+  ``probe/coord/delta_{site}`` (mean |x_t − x_0| from the initial model);
 - ``probe/lr``: the learning rate of the last step taken (η at step t − 1, from
-  ``inject_hyperparams``), when the optimiser state holds one.
+  ``inject_hyperparams``, times the member's factor under ``train.lr_grid``), when the
+  optimiser state holds one.
 """
 
 from dataclasses import dataclass
@@ -77,6 +82,7 @@ class ProbeConfig:
         ntk: probe inputs of the empirical NTK (0 = off).
         logits: the logit gap and absorbed fraction of the model's outputs.
         directional: the curvature along the optimiser's step.
+        coordinates: the coordinate check's activation sizes per site.
     """
 
     every: int = 0
@@ -93,6 +99,7 @@ class ProbeConfig:
     ntk: int = 0
     logits: bool = False
     directional: bool = False
+    coordinates: bool = False
 
     def __post_init__(self):
         check_nonnegative("train.probes.every", self.every)
@@ -127,6 +134,7 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         absorbed_fraction,
         adam_diagonal,
         attention_entropy,
+        coordinate_sizes,
         directional_curvature,
         empirical_ntk,
         head_spectra,
@@ -143,7 +151,7 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         power_iteration,
         singular_value_metrics,
     )
-    from iclab.models import AttentionPatternModel, HeadWeightsModel
+    from iclab.models import AttentionPatternModel, HeadWeightsModel, ResidualStreamModel
 
     params, static = eqx.partition(model, eqx.is_array)
     loss_of = lambda p: problem.loss(eqx.combine(p, static), batch)
@@ -199,8 +207,9 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         out["probe/hessian_trace"] = hutchinson_trace(matvec, flat, jax.random.key(
             config.seed), config.hessian_trace)
     hyper = optimizer_hyperparams(opt_state)
-    if "learning_rate" in hyper:
-        out["probe/lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
+    if "learning_rate" in hyper:  # times a learning-rate grid member's factor
+        out["probe/lr"] = jnp.asarray(hyper["learning_rate"], jnp.float32) * jnp.asarray(
+            hyper.get("lr_multiplier", 1.0), jnp.float32)
     if config.line_profile:
         lr = jnp.asarray(hyper.get("learning_rate", 1.0), _params_dtype(params))
         grid = jnp.concatenate([jnp.zeros(1), 10.0 ** jnp.linspace(-1.0, 2.0,
@@ -216,6 +225,10 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
     if config.directional:
         out["probe/update_curvature"] = directional_curvature(loss_of, params, updates)
         out["probe/update_length"] = optax.tree.norm(updates)
+    if config.coordinates and problem.inputs is not None \
+            and isinstance(model, ResidualStreamModel):
+        sizes = coordinate_sizes(model, problem.inputs(batch), initial)
+        out.update({f"probe/coord/{k}": v for k, v in sizes.items()})
     if config.ntk and problem.inputs is not None:
         xs = problem.inputs(batch)[:config.ntk]
         f = lambda p, x: eqx.combine(p, static)(x)

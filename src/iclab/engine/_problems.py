@@ -199,3 +199,24 @@ def language_problem(task, init_model: Callable, floor: float | None = None) -> 
                    loss=lambda model, batch: next_token_loss(model, batch.tokens, vocab),
                    evaluate=evaluate,
                    inputs=lambda b: jax.vmap(lambda t: one_hot_tokens(t[:-1], vocab))(b.tokens))
+
+
+def parametrised(problem: Problem, parametrisation, base_model: Callable) -> Problem:
+    """``problem`` under a width/depth parametrisation: its model is initialised by the
+    parametrisation (init and forward multipliers) and the optimiser gets its per-array
+    multipliers (``Problem.scaling``).
+
+    Args:
+        problem: a problem whose model is an ``iclab.models.ScalableModel``.
+        parametrisation: an ``iclab.parametrisation.Parametrisation``.
+        base_model: key → the same model at the base width and depth (only its shapes are
+            read).
+    """
+    import dataclasses
+
+    key = jax.random.key(0)
+    scaling = parametrisation.scale(eqx.filter_eval_shape(problem.init_model, key),
+                                    eqx.filter_eval_shape(base_model, key))
+    init = problem.init_model
+    return dataclasses.replace(problem, init_model=lambda k: scaling.initialise(init(k)),
+                               scaling=scaling)

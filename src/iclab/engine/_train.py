@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from iclab._errors import check_nonnegative, check_positive_int
+from iclab._errors import check_nonnegative, check_positive, check_positive_int
 from iclab.engine._optim import OptimConfig, make_optimizer
 from iclab.engine._probes import ProbeConfig, probe_metrics
 
@@ -56,6 +56,12 @@ class TrainConfig:
         precision: "float32" or "float64": the run's floating-point type (its model,
             data sampling, training and evaluation are traced under ``jax.enable_x64``
             for float64).
+        lr_grid: learning rates trained together with the seeds as one vmapped program
+            (one compilation for the whole grid): member k has learning rate
+            ``lr_grid[k // seeds]`` (it replaces ``optim.lr``; a schedule keeps its shape,
+            scaled to that peak) and seed ``seed + k % seeds``, so every learning rate
+            starts from the same initialisations. The metric history's seed column is
+            ``seed + k``; ``member_lr(k)`` and ``member_seed(k)`` decode it. () = off.
     """
 
     steps: int = 5000
@@ -66,6 +72,7 @@ class TrainConfig:
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     init_scale: float = 1.0
     precision: str = "float32"
+    lr_grid: tuple[float, ...] = ()
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "seeds"):
@@ -75,11 +82,26 @@ class TrainConfig:
         from iclab._errors import check_choice
 
         check_choice("train.precision", self.precision, PRECISIONS)
+        for lr in self.lr_grid:
+            check_positive("train.lr_grid", lr)
         if self.probes.every % self.eval_every:
             from iclab._errors import ConfigError
 
             raise ConfigError("train.probes.every", self.probes.every,
                               f"0 or a multiple of train.eval_every ({self.eval_every})")
+
+    @property
+    def members(self) -> int:
+        """Models trained together: seeds × learning rates of ``lr_grid`` (or seeds)."""
+        return self.seeds * max(1, len(self.lr_grid))
+
+    def member_lr(self, k: int) -> float | None:
+        """The learning rate of member k (None without an ``lr_grid``)."""
+        return self.lr_grid[k // self.seeds] if self.lr_grid else None
+
+    def member_seed(self, k: int) -> int:
+        """The seed of member k."""
+        return self.seed + k % self.seeds
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,9 @@ class Problem:
             so a schedule survives chunking and resume.
         inputs: optional batch → the model's input sequences (B, T, D), for the probes
             that run the model on its own inputs (attention entropy).
+        scaling: optional ``iclab.parametrisation.Scaling`` the optimiser applies (its
+            per-array learning-rate, weight-decay and ε multipliers); ``parametrised``
+            sets it together with an ``init_model`` that applies its initialisation.
     """
 
     init_model: Callable[[PRNGKeyArray], eqx.Module]
@@ -106,6 +131,7 @@ class Problem:
     evaluate: Callable[[eqx.Module, Any], dict[str, Array]]
     sample_scheduled: Callable[[PRNGKeyArray, int, Array], Any] | None = None
     inputs: Callable[[Any], Array] | None = None
+    scaling: Any = None
 
 
 class TrainState(eqx.Module):
@@ -130,6 +156,24 @@ class _StateBefore(eqx.Module):
     opt_state: Any
     step: Array
     data_key: Array
+
+
+def _lr_multiplier(lr_multiplier):
+    """u ← c·u: a member's learning rate over the optimiser's (``TrainConfig.lr_grid``)."""
+    return optax.scale(lr_multiplier)
+
+
+def _with_hyperparam(opt_state: Any, name: str, values: Array) -> Any:
+    """``opt_state`` with the injected hyperparameter ``name`` set to ``values`` (one per
+    member) in every ``inject_hyperparams`` state that has it."""
+    def put(node):
+        if hasattr(node, "hyperparams") and name in node.hyperparams:
+            hyper = dict(node.hyperparams)
+            hyper[name] = values.astype(jnp.asarray(hyper[name]).dtype)
+            return node._replace(hyperparams=hyper)
+        return node
+
+    return jax.tree.map(put, opt_state, is_leaf=lambda x: hasattr(x, "hyperparams"))
 
 
 def _all_finite(tree: Any) -> Array:
@@ -208,7 +252,7 @@ def check_training(problem: "Problem", optim: OptimConfig, train: TrainConfig) -
     building the model (its shapes only): e.g. ``optim.attention_weight_decay`` for a model
     that does not label its parameters."""
     example = eqx.filter_eval_shape(problem.init_model, jax.random.key(0))
-    make_optimizer(optim, train.steps, roles=roles_of(example))
+    make_optimizer(optim, train.steps, roles=roles_of(example), scaling=problem.scaling)
 
 
 class Trainer:
@@ -218,7 +262,8 @@ class Trainer:
         self.problem, self.train = problem, train
         example = _abstract_model(problem.init_model)
         roles = roles_of(example)
-        self.optimizer = make_optimizer(optim, train.steps, roles=roles)
+        self.optimizer = make_optimizer(optim, train.steps, roles=roles,
+                                        scaling=problem.scaling)
         from iclab.models import StatefulModel
 
         self._stateful = isinstance(example, StatefulModel)
@@ -226,6 +271,12 @@ class Trainer:
             self.optimizer = optax.chain(self.optimizer, optax.masked(
                 optax.set_to_zero(), lambda p: jax.tree.map(lambda r: r == "state",
                                                             roles(p))))
+        if train.lr_grid:  # one more injected factor: each member's lr over optim.lr
+            self.optimizer = optax.chain(self.optimizer, optax.inject_hyperparams(
+                _lr_multiplier)(lr_multiplier=1.0))
+        self._base_lr = optim.lr
+        self.members = train.members
+        """Models trained together: ``train.seeds`` × the learning rates of its grid."""
         self._roles = roles
         _, self.static = eqx.partition(example, _is_array_like)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
@@ -255,7 +306,7 @@ class Trainer:
     def models(self, state: TrainState) -> list[eqx.Module]:
         """The model of every seed in a stacked state, in seed order."""
         return [self.model(jax.tree.map(lambda a, s=s: a[s], state.params))
-                for s in range(self.train.seeds)]
+                for s in range(self.members)]
 
     def _init_one(self, seed_key: PRNGKeyArray) -> TrainState:
         init_key, data_key = jax.random.split(seed_key)
@@ -273,9 +324,16 @@ class Trainer:
         """The stacked initial state of all seeds (seed s: ``first_seed + s``, default
         ``train.seed + s``)."""
         first = self.train.seed if first_seed is None else first_seed
+        seeds = self.train.seeds
         with self.precision():
-            keys = jnp.stack([jax.random.key(first + s) for s in range(self.train.seeds)])
-            return self._init(keys)
+            keys = jnp.stack([jax.random.key(first + k % seeds) for k in range(self.members)])
+            state = self._init(keys)
+            if not self.train.lr_grid:
+                return state
+            factors = jnp.asarray([self.train.member_lr(k) / self._base_lr
+                                   for k in range(self.members)], jnp.float32)
+            return eqx.tree_at(lambda t: t.opt_state, state, _with_hyperparam(
+                state.opt_state, "lr_multiplier", factors))
 
     def _scaled(self, params: Any, scale: float) -> Any:
         if self._roles is None:
@@ -399,7 +457,7 @@ class Trainer:
         # a resumed seed that halted (or, in an older checkpoint, whose parameters are
         # non-finite) diverged, and was recorded, before the checkpoint
         diverged = set(np.flatnonzero(np.asarray(state.halted)
-                                      | ~_finite_per_seed(state.params, self.train.seeds)))
+                                      | ~_finite_per_seed(state.params, self.members)))
         metrics = self.evaluate(state, eval_data) if (step == 0 or stop is not None) else {}
         if step == 0:
             self._record(run, 0, self._with_probes(0, state, metrics), None, tag)
@@ -461,7 +519,7 @@ class Trainer:
                 continue  # the model itself is finite: its metrics are not
             for name, values in metrics.items():
                 values = np.asarray(values)
-                if values.shape[:1] != (self.train.seeds,):
+                if values.shape[:1] != (self.members,):
                     continue
                 for v in values[s].reshape(-1):
                     rows.add(at, self.train.seed + s, f"{tag}/{name}" if tag else name,

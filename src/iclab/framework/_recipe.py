@@ -173,7 +173,8 @@ def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None 
         elif everything is not None:
             history = history[~history.metric.str.contains("/", regex=False)]
         out[job.tag] = TrainedJob(job=job, models=trainer.models(state),
-                                  seeds=[job.train.seed + s for s in range(job.train.seeds)],
+                                  seeds=[job.train.seed + k
+                                         for k in range(job.train.members)],
                                   final=trainer.evaluate(state, job.eval_data),
                                   step=int(state.step[0]),
                                   history=history.reset_index(drop=True))

@@ -20,6 +20,8 @@ from iclab.instruments._compare import prediction_difference as prediction_diffe
 from iclab.instruments._compare import query_loss as query_loss
 from iclab.instruments._compare import query_sensitivity as query_sensitivity
 from iclab.instruments._compare import sensitivity_agreement as sensitivity_agreement
+from iclab.instruments._coordinates import coordinate_sizes as coordinate_sizes
+from iclab.instruments._coordinates import coordinate_slopes as coordinate_slopes
 from iclab.instruments._curvature import adam_diagonal as adam_diagonal
 from iclab.instruments._curvature import density_on_grid as density_on_grid
 from iclab.instruments._curvature import directional_curvature as directional_curvature

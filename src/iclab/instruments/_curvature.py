@@ -152,8 +152,9 @@ def density_on_grid(nodes: Array, weights: Array, grid: Array, width: float) -> 
 
 
 def optimizer_hyperparams(opt_state: Any) -> dict:
-    """The hyperparameters (learning_rate, b1, b2, eps, ...) of the first
-    ``optax.inject_hyperparams`` state inside an optimiser state; {} without one.
+    """The hyperparameters (learning_rate, b1, b2, eps, ...) of the
+    ``optax.inject_hyperparams`` states inside an optimiser state (the first state's value
+    where two name the same one); {} without one.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -163,7 +164,10 @@ def optimizer_hyperparams(opt_state: Any) -> dict:
     """
     found = [s.hyperparams for s in jax.tree.leaves(
         opt_state, is_leaf=lambda x: hasattr(x, "hyperparams")) if hasattr(s, "hyperparams")]
-    return dict(found[0]) if found else {}
+    merged: dict = {}
+    for hyper in found:
+        merged.update({k: v for k, v in hyper.items() if k not in merged})
+    return merged
 
 
 def adam_diagonal(opt_state: Any, eps: float | None = None) -> Any:

@@ -1,11 +1,12 @@
 """A GPT-style causal transformer on real-valued token sequences (Garg et al. 2022).
 
 read-in Linear(D → W) + learned positions → L pre-LayerNorm blocks of causal softmax
-multi-head attention and a GELU MLP (width 4W) → final LayerNorm → read-out Linear(W → 1).
+multi-head attention and a GELU MLP (width 4W) → final LayerNorm → read-out Linear(W → O).
 Options: Post-LN or no-LN blocks (``norm_position``) and σReparam on every linear map
-(``sigma_reparam``).
-``__call__`` returns one scalar per position; ``attention_patterns`` the (L, H, T, T)
-attention weights for instruments.
+(``sigma_reparam``). A ``ScalableModel``: a parametrisation (``iclab.parametrisation``)
+sets its residual-branch, attention-logit and read-out multipliers.
+``__call__`` returns one scalar per position (O = 1) or (T, O) logits; ``attention_patterns``
+the (L, H, T, T) attention weights for instruments.
 """
 
 import dataclasses
@@ -21,10 +22,13 @@ from iclab._errors import check_choice, check_positive_int
 from iclab.models._causal import causal_softmax_pattern
 from iclab.models._interface import (
     AttentionPatternModel,
+    ForwardMultipliers,
     HeadWeightsModel,
-    ParameterRolesModel,
     ResidualStreamModel,
+    ScalableModel,
     StatefulModel,
+    path_name,
+    replace_static,
     roles_by_path,
 )
 from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale, reparametrised
@@ -45,6 +49,8 @@ class GPTConfig:
         sigma_reparam: "off", or σReparam (Zhai et al. 2023) on every linear map (read-in,
             fused qkv, attention output, MLPs, read-out): "one" (γ₀ = 1) or "sigma0"
             (γ₀ = σ(W₀)); see ``iclab.models.SpectralScale``.
+        dim_out: outputs per position (1: a scalar per position; the vocabulary for a
+            language model).
     """
 
     dim_in: int = 0
@@ -54,9 +60,10 @@ class GPTConfig:
     max_len: int = 128
     norm_position: str = "pre"
     sigma_reparam: str = "off"
+    dim_out: int = 1
 
     def __post_init__(self):
-        for key in ("width", "layers", "heads", "max_len"):
+        for key in ("width", "layers", "heads", "max_len", "dim_out"):
             check_positive_int(f"model.{key}", getattr(self, key))
         check_choice("model.norm_position", self.norm_position, NORM_POSITIONS)
         check_choice("model.sigma_reparam", self.sigma_reparam, ("off",) + GAMMA_INITS)
@@ -110,23 +117,26 @@ class _Block(eqx.Module):
             self._linears(), self.spectral, strict=True))
         return eqx.tree_at(lambda b: b.spectral, self, new)
 
-    def pattern_and_update(self, h: Float[Array, "t w"]):
+    def pattern_and_update(self, h: Float[Array, "t w"],
+                           multipliers: ForwardMultipliers | None = None):
         t, w = h.shape
+        multipliers = ForwardMultipliers() if multipliers is None else multipliers
+        c = multipliers.branch
         qkv, out, mlp = self.effective()
         norm = (lambda ln, x: x) if self.norm_position == "none" else (
             lambda ln, x: jax.vmap(ln)(x))
         x = norm(self.ln1, h) if self.norm_position == "pre" else h
         q, k, v = jnp.split(jax.vmap(qkv)(x), 3, axis=-1)
         split = lambda a: a.reshape(t, self.heads, w // self.heads).transpose(1, 0, 2)
-        q, k, v = split(q), split(k), split(v)  # (H, T, W/H)
+        q, k, v = split(q) * multipliers.logit, split(k), split(v)  # (H, T, W/H)
         pattern = jax.vmap(causal_softmax_pattern)(q, k)
         mixed = jnp.einsum("hqk,hkc->qhc", pattern, v).reshape(t, w)
         if self.norm_position == "post":
-            h = norm(self.ln1, h + jax.vmap(out)(mixed))
-            return pattern, norm(self.ln2, h + jax.vmap(mlp)(h))
-        h = h + jax.vmap(out)(mixed)
+            h = norm(self.ln1, h + c * jax.vmap(out)(mixed))
+            return pattern, norm(self.ln2, h + c * jax.vmap(mlp)(h))
+        h = h + c * jax.vmap(out)(mixed)
         x = norm(self.ln2, h) if self.norm_position == "pre" else h
-        return pattern, h + jax.vmap(mlp)(x)
+        return pattern, h + c * jax.vmap(mlp)(x)
 
 
 def _gpt_role(name: str) -> str:
@@ -144,7 +154,7 @@ def _gpt_role(name: str) -> str:
             "read_out": "readout"}.get(name.split(".")[0], "other")
 
 
-class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadWeightsModel,
+class GPT(ResidualStreamModel, AttentionPatternModel, ScalableModel, HeadWeightsModel,
           StatefulModel):
     read_in: eqx.nn.Linear
     positions: Float[Array, "max_len w"]
@@ -153,6 +163,8 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
     read_out: eqx.nn.Linear
     spectral: tuple[SpectralScale, SpectralScale] | None
     norm_position: str = eqx.field(static=True)
+    multipliers: ForwardMultipliers = eqx.field(static=True)
+    scalar_output: bool = eqx.field(static=True)
 
     def __init__(self, config: GPTConfig, *, key: PRNGKeyArray):
         if config.dim_in == 0:
@@ -164,8 +176,10 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
                                    norm_position=config.norm_position,
                                    sigma_reparam=config.sigma_reparam) for k in keys[3:])
         self.ln_f = eqx.nn.LayerNorm(config.width)
-        self.read_out = eqx.nn.Linear(config.width, 1, key=keys[2])
+        self.read_out = eqx.nn.Linear(config.width, config.dim_out, key=keys[2])
         self.norm_position = config.norm_position
+        self.multipliers = ForwardMultipliers()
+        self.scalar_output = config.dim_out == 1
         self.spectral = None if config.sigma_reparam == "off" else (
             SpectralScale.initialise(self.read_in.weight, config.sigma_reparam),
             SpectralScale.initialise(self.read_out.weight, config.sigma_reparam))
@@ -191,7 +205,8 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
             q, k, v = (qkv.weight[i * w:(i + 1) * w].reshape(block.heads, d, w)
                        for i in range(3))
             o = out_linear.weight.reshape(w, block.heads, d).transpose(1, 0, 2)
-            out.append({"q": q, "k": k, "v": v, "o": o, "logit_scale": 1 / math.sqrt(d)})
+            out.append({"q": q, "k": k, "v": v, "o": o,
+                        "logit_scale": self.multipliers.logit / math.sqrt(d)})
         return out
 
     def parameter_roles(self):
@@ -199,19 +214,58 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel, HeadW
         LayerNorms (gain and bias): norm; read_out: readout; other biases: bias."""
         return roles_by_path(self, _gpt_role)
 
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    def block_arrays(self):
+        """Everything under ``blocks``."""
+        roles = self.parameter_roles()
+        return eqx.tree_at(lambda t: t.blocks, jax.tree.map(lambda r: False, roles),
+                           jax.tree.map(lambda r: True, roles.blocks))
+
+    def init_exponents(self):
+        """½ for the linear maps whose fan-in is the width (Equinox's U(±1/√fan_in) for
+        weight and bias: in the blocks and the read-out), 0 for the read-in (fan-in D),
+        the positions (std 0.02) and the LayerNorms."""
+        def exponent(path, leaf):
+            if not hasattr(leaf, "shape"):
+                return None
+            name = path_name(path)
+            fan_in_width = name.startswith("read_out.") or (
+                name.startswith("blocks.") and (".qkv." in name or ".out." in name
+                                                or ".mlp." in name))
+            return 0.5 if fan_in_width else 0.0
+
+        return jax.tree_util.tree_map_with_path(exponent, self)
+
+    def head_width(self) -> int:
+        return self.read_in.weight.shape[0] // self.blocks[0].heads if self.blocks else 0
+
+    def with_multipliers(self, multipliers: ForwardMultipliers) -> "GPT":
+        return replace_static(self, multipliers=multipliers)
+
     def _run(self, tokens: Float[Array, "t d"]):
         read_in, read_out = (self.read_in, self.read_out) if self.spectral is None else (
             reparametrised(self.read_in, self.spectral[0]),
             reparametrised(self.read_out, self.spectral[1]))
-        h = jax.vmap(read_in)(tokens) + self.positions[: tokens.shape[0]]
-        patterns, stream = [], [h]
-        for block in self.blocks:
-            pattern, h = block.pattern_and_update(h)
-            patterns.append(pattern)
-            stream.append(h)
+        h0 = jax.vmap(read_in)(tokens) + self.positions[: tokens.shape[0]]
+        # the blocks run as one lax.scan over their stacked arrays (the parameters stay
+        # one module per block): compilation does not grow with the depth
+        arrays = [eqx.filter(b, eqx.is_array) for b in self.blocks]
+        static = eqx.partition(self.blocks[0], eqx.is_array)[1]
+
+        def step(h, block_arrays):
+            pattern, h = eqx.combine(block_arrays, static).pattern_and_update(
+                h, self.multipliers)
+            return h, (pattern, h)
+
+        h, (patterns, hs) = jax.lax.scan(step, h0, jax.tree.map(
+            lambda *xs: jnp.stack(xs), *arrays))
+        stream = jnp.concatenate([h0[None], hs])
         final = jax.vmap(self.ln_f)(h) if self.norm_position == "pre" else h
-        out = jax.vmap(read_out)(final)[:, 0]
-        return out, jnp.stack(patterns), jnp.stack(stream)
+        out = jax.vmap(read_out)(final * self.multipliers.output)
+        out = out[:, 0] if self.scalar_output else out
+        return out, patterns, stream
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, " t"]:
         return self._run(tokens)[0]

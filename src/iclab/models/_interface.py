@@ -13,6 +13,7 @@ and the query-only forward pass come with it, written once.
 """
 
 import abc
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -128,6 +129,71 @@ class ParameterRolesModel(eqx.Module):
     @abc.abstractmethod
     def parameter_roles(self):
         """The role of every array: a pytree like ``eqx.filter(self, eqx.is_array)``."""
+
+
+@dataclass(frozen=True)
+class ForwardMultipliers:
+    """Constant factors a parametrisation puts into a model's forward pass (all 1 in SP).
+
+    Args:
+        branch: on every residual branch, h ← h + branch · f(h) (depth-μP: L^(−½),
+            CompleteP: L^(−1), with L relative to the base depth).
+        logit: on the attention logits, over the usual 1/√d_k (μP's 1/d_k relative to the
+            base head width d₀: √(d₀/d_k)).
+        output: on the read-out's input, y = W_out (output · h) + b (μP: 1/m, m the
+            read-out's fan-in relative to the base's; Yang & Hu's ``MuReadout``).
+    """
+
+    branch: float = 1.0
+    logit: float = 1.0
+    output: float = 1.0
+
+
+class ScalableModel(ParameterRolesModel):
+    """A model whose width and depth a parametrisation (``iclab.parametrisation``) scales.
+
+    Besides its parameters' roles it says its depth (residual blocks), which arrays live
+    inside a residual block, its attention head width, and it takes ``ForwardMultipliers``.
+    Width is read from the arrays' shapes against a base model's.
+    """
+
+    multipliers: eqx.AbstractVar[ForwardMultipliers]
+
+    @abc.abstractmethod
+    def depth(self) -> int:
+        """The number of residual blocks L."""
+
+    @abc.abstractmethod
+    def block_arrays(self):
+        """A pytree of bools like ``parameter_roles()``: True for arrays in a residual
+        block (their learning rates follow the depth rules of depth-μP and CompleteP)."""
+
+    @abc.abstractmethod
+    def init_exponents(self):
+        """A pytree of floats like ``parameter_roles()``: b with the array's init std ∝
+        m^(−b) in the width multiplier m (½: scaled by 1/√fan-in with a fan-in that grows
+        with the width; 0: a fixed std, or a fan-in that does not grow)."""
+
+    @abc.abstractmethod
+    def head_width(self) -> int:
+        """The attention head width d_k (0 for a model without attention)."""
+
+    @abc.abstractmethod
+    def with_multipliers(self, multipliers: ForwardMultipliers) -> "ScalableModel":
+        """The same model with these forward multipliers."""
+
+
+def replace_static(module: eqx.Module, **fields) -> eqx.Module:
+    """A copy of ``module`` with static (non-array) fields replaced; arrays are shared.
+    ``eqx.tree_at`` cannot reach static fields."""
+    import copy
+
+    new = copy.copy(module)
+    for name, value in fields.items():
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no field {name!r}")
+        object.__setattr__(new, name, value)
+    return new
 
 
 def path_name(path) -> str:
