@@ -301,7 +301,10 @@ def test_coordinate_sizes_are_mean_absolute_activations():
 @pytest.mark.parametrize("module", ["iclab.parametrisation._scheme",
                                     "iclab.parametrisation._transforms",
                                     "iclab.instruments._coordinates",
-                                    "iclab.engine._coordinates"])
+                                    "iclab.engine._coordinates",
+                                    "iclab.parametrisation._sweep",
+                                    "iclab.instruments._transfer",
+                                    "iclab.instruments._propagation"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

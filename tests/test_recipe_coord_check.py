@@ -58,7 +58,7 @@ def test_measurement_reads_the_slopes_and_the_claims_their_rows():
 
 @pytest.mark.parametrize("override, key", [
     ("widths=64", "widths"), ("base_width=48", "base_width"),
-    ("width_schemes=sp,mupp", "parametrisation.scheme"), ("depths=2,0", "depths"),
+    ("width_schemes=sp,mupp", "width_schemes"), ("depths=2,0", "depths"),
     ("optim.name=sgd", "optim.name"), ("depth_width=66", "depth_width"),
 ])
 def test_bad_configs_are_refused(override, key):

@@ -106,7 +106,7 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
                                stop=stop, log=log)
 
     def fit_all(add_bar) -> list[TrainState]:
-        if workers == 1 or len(jobs) == 1:
+        if workers == 1 or len(jobs) <= 1:  # (a recipe that trains nothing: no jobs)
             return [fit(job, add_bar) for job in jobs]
         pool = ThreadPoolExecutor(min(workers, len(jobs)))
         order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: ties keep order

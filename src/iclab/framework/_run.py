@@ -194,6 +194,11 @@ def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = N
     config = recipe.quick() if quick else recipe.full()
     if seeds is not None:
         check_positive_int("--seeds", seeds)
+        if not hasattr(config, "train"):
+            from iclab._errors import ConfigError
+
+            raise ConfigError("--seeds", seeds, f"no --seeds for {recipe.name}: it trains "
+                              "nothing (its config has no train.seeds)")
         config = dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                        seeds=seeds))
     config = apply_overrides(config, overrides)

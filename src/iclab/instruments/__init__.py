@@ -47,6 +47,9 @@ from iclab.instruments._probes import fit_linear_probe as fit_linear_probe
 from iclab.instruments._probes import probe_grid as probe_grid
 from iclab.instruments._probes import probe_scores as probe_scores
 from iclab.instruments._progress import induction_progress as induction_progress
+from iclab.instruments._propagation import projection_gradient_norms as projection_gradient_norms
+from iclab.instruments._propagation import stream_cosines as stream_cosines
+from iclab.instruments._propagation import token_cosine as token_cosine
 from iclab.instruments._slingshot import detect_slingshots as detect_slingshots
 from iclab.instruments._slingshot import loss_spikes as loss_spikes
 from iclab.instruments._spectra import factor_metrics as factor_metrics
@@ -64,6 +67,8 @@ from iclab.instruments._trajectory import layer_norms as layer_norms
 from iclab.instruments._trajectory import line_profile as line_profile
 from iclab.instruments._trajectory import parameter_names as parameter_names
 from iclab.instruments._trajectory import role_norms as role_norms
+from iclab.instruments._transfer import grid_optimum as grid_optimum
+from iclab.instruments._transfer import transfer_exponent as transfer_exponent
 from iclab.instruments._weights import effective_lr as effective_lr
 from iclab.instruments._weights import normalise_scale as normalise_scale
 from iclab.instruments._weights import weight_alignment as weight_alignment

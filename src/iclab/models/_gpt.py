@@ -34,6 +34,7 @@ from iclab.models._interface import (
 from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale, reparametrised
 
 NORM_POSITIONS = ("pre", "post", "none")
+ATTENTIONS = ("softmax", "shaped")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class GPTConfig:
             (γ₀ = σ(W₀)); see ``iclab.models.SpectralScale``.
         dim_out: outputs per position (1: a scalar per position; the vocabulary for a
             language model).
+        residual: False drops the skip connections: each block replaces the stream,
+            h ← f(h) (Dong et al. 2021's pure attention, with the MLPs).
+        attention: "softmax", or "shaped" (Noci et al. 2023): the causal softmax of the
+            logits q·k/√d_k further divided by τ₀√W, centred at the identity,
+            A = I + softmax(·) − U with U the causal uniform pattern (rows still sum to 1).
+        shaped_tau: τ₀ of the shaped attention.
     """
 
     dim_in: int = 0
@@ -61,12 +68,20 @@ class GPTConfig:
     norm_position: str = "pre"
     sigma_reparam: str = "off"
     dim_out: int = 1
+    residual: bool = True
+    attention: str = "softmax"
+    shaped_tau: float = 1.0
 
     def __post_init__(self):
         for key in ("width", "layers", "heads", "max_len", "dim_out"):
             check_positive_int(f"model.{key}", getattr(self, key))
         check_choice("model.norm_position", self.norm_position, NORM_POSITIONS)
         check_choice("model.sigma_reparam", self.sigma_reparam, ("off",) + GAMMA_INITS)
+        check_choice("model.attention", self.attention, ATTENTIONS)
+        if not self.shaped_tau > 0:
+            from iclab._errors import ConfigError
+
+            raise ConfigError("model.shaped_tau", self.shaped_tau, "a positive number")
         if self.width % self.heads:
             from iclab._errors import ConfigError
 
@@ -85,9 +100,14 @@ class _Block(eqx.Module):
     spectral: tuple[SpectralScale, ...] | None
     heads: int = eqx.field(static=True)
     norm_position: str = eqx.field(static=True)
+    residual: bool = eqx.field(static=True)
+    attention: str = eqx.field(static=True)
+    shaped_tau: float = eqx.field(static=True)
 
     def __init__(self, width: int, heads: int, *, key: PRNGKeyArray,
-                 norm_position: str = "pre", sigma_reparam: str = "off"):
+                 norm_position: str = "pre", sigma_reparam: str = "off",
+                 residual: bool = True, attention: str = "softmax",
+                 shaped_tau: float = 1.0):
         k1, k2, k3 = jax.random.split(key, 3)
         self.ln1, self.ln2 = eqx.nn.LayerNorm(width), eqx.nn.LayerNorm(width)
         self.qkv = eqx.nn.Linear(width, 3 * width, key=k1)
@@ -95,6 +115,7 @@ class _Block(eqx.Module):
         self.mlp = eqx.nn.MLP(width, width, 4 * width, depth=1, activation=jax.nn.gelu, key=k3)
         self.heads = heads
         self.norm_position = norm_position
+        self.residual, self.attention, self.shaped_tau = residual, attention, shaped_tau
         self.spectral = None if sigma_reparam == "off" else tuple(
             SpectralScale.initialise(linear.weight, sigma_reparam) for linear in self._linears())
 
@@ -129,14 +150,21 @@ class _Block(eqx.Module):
         q, k, v = jnp.split(jax.vmap(qkv)(x), 3, axis=-1)
         split = lambda a: a.reshape(t, self.heads, w // self.heads).transpose(1, 0, 2)
         q, k, v = split(q) * multipliers.logit, split(k), split(v)  # (H, T, W/H)
-        pattern = jax.vmap(causal_softmax_pattern)(q, k)
+        if self.attention == "shaped":
+            rows = jnp.arange(1, t + 1, dtype=h.dtype)[:, None]
+            uniform = jnp.where(jnp.tril(jnp.ones((t, t), bool)), 1.0 / rows, 0.0)
+            pattern = jnp.eye(t, dtype=h.dtype)[None] + jax.vmap(causal_softmax_pattern)(
+                q / (self.shaped_tau * math.sqrt(w)), k) - uniform[None]
+        else:
+            pattern = jax.vmap(causal_softmax_pattern)(q, k)
         mixed = jnp.einsum("hqk,hkc->qhc", pattern, v).reshape(t, w)
+        add = (lambda h, f: h + c * f) if self.residual else (lambda h, f: c * f)
         if self.norm_position == "post":
-            h = norm(self.ln1, h + c * jax.vmap(out)(mixed))
-            return pattern, norm(self.ln2, h + c * jax.vmap(mlp)(h))
-        h = h + c * jax.vmap(out)(mixed)
+            h = norm(self.ln1, add(h, jax.vmap(out)(mixed)))
+            return pattern, norm(self.ln2, add(h, jax.vmap(mlp)(h)))
+        h = add(h, jax.vmap(out)(mixed))
         x = norm(self.ln2, h) if self.norm_position == "pre" else h
-        return pattern, h + c * jax.vmap(mlp)(x)
+        return pattern, add(h, jax.vmap(mlp)(x))
 
 
 def _gpt_role(name: str) -> str:
@@ -174,7 +202,9 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ScalableModel, HeadWeights
         self.positions = 0.02 * jax.random.normal(keys[1], (config.max_len, config.width))
         self.blocks = tuple(_Block(config.width, config.heads, key=k,
                                    norm_position=config.norm_position,
-                                   sigma_reparam=config.sigma_reparam) for k in keys[3:])
+                                   sigma_reparam=config.sigma_reparam,
+                                   residual=config.residual, attention=config.attention,
+                                   shaped_tau=config.shaped_tau) for k in keys[3:])
         self.ln_f = eqx.nn.LayerNorm(config.width)
         self.read_out = eqx.nn.Linear(config.width, config.dim_out, key=keys[2])
         self.norm_position = config.norm_position

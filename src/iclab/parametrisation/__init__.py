@@ -11,6 +11,7 @@ from iclab.parametrisation._scheme import SCHEMES as SCHEMES
 from iclab.parametrisation._scheme import ArrayScaling as ArrayScaling
 from iclab.parametrisation._scheme import Parametrisation as Parametrisation
 from iclab.parametrisation._scheme import Scaling as Scaling
+from iclab.parametrisation._sweep import check_sweep as check_sweep
 from iclab.parametrisation._transforms import (
     add_scaled_decayed_weights as add_scaled_decayed_weights,
 )

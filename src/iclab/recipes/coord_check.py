@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from iclab.config import ConfigError, check_positive_int
+from iclab.config import ConfigError
 from iclab.engine import (
     OptimConfig,
     TrainConfig,
@@ -31,7 +31,7 @@ from iclab.engine import (
 from iclab.framework import Claim, Figure, Job, Recipe, Section
 from iclab.instruments import coordinate_slopes
 from iclab.models import GPT, GPTConfig
-from iclab.parametrisation import Parametrisation
+from iclab.parametrisation import Parametrisation, check_sweep
 from iclab.recipes.analysis.coord_check import plot_depth, plot_width
 from iclab.tasks import MarkovLanguageTask
 
@@ -164,25 +164,10 @@ class CoordCheckConfig:
         steps=10, batch_size=8, eval_every=1, seeds=3))
 
     def __post_init__(self):
-        for key in ("base_width", "base_layers", "depth_width"):
-            check_positive_int(key, getattr(self, key))
-        for key, values in (("widths", self.widths), ("depths", self.depths)):
-            if len(values) < 2 or any(not isinstance(v, int) or v < 1 for v in values):
-                raise ConfigError(key, values, "at least two positive integers")
-        for key, size in (("widths", self.widths), ("depth_width", (self.depth_width,)),
-                          ("base_width", (self.base_width,))):
-            bad = [w for w in size if w % self.model.heads]
-            if bad:
-                raise ConfigError(key, bad[0], f"a multiple of model.heads "
-                                  f"({self.model.heads})")
-        for schemes in (self.width_schemes, self.depth_schemes):
-            for scheme in schemes:
-                Parametrisation(scheme)  # a one-line error naming a bad scheme
-        if self.base_width not in self.widths:
-            raise ConfigError("base_width", self.base_width, f"one of widths {self.widths}")
-        if self.base_layers not in self.depths:
-            raise ConfigError("base_layers", self.base_layers,
-                              f"one of depths {self.depths}")
+        check_sweep(self.widths, self.depths, self.base_width, self.base_layers,
+                    self.depth_width, self.model.heads,
+                    {"width_schemes": self.width_schemes,
+                     "depth_schemes": self.depth_schemes})
         if self.model.max_len < self.task.length:
             raise ConfigError("model.max_len", self.model.max_len,
                               f"at least task.length ({self.task.length})")
