@@ -31,6 +31,7 @@ def test_grid_values_are_validated():
         apply_overrides(quick_config(), ["classes=4"])
 
 
+@pytest.mark.slow  # end to end through the CLI (~30 s); `make slow`
 def test_smoke_run_writes_the_grid(tmp_path):
     code = main(["run", "bursty-icl", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "burstiness=4", "--set", "classes=8,16", "--set", "train.steps=40",

@@ -26,6 +26,7 @@ def test_depths_override_and_validation():
         apply_overrides(quick_config(), ["depths=0,2"])
 
 
+@pytest.mark.slow  # end to end through the CLI (~20 s); `make slow`
 def test_smoke_run_writes_claims_for_every_depth(tmp_path):
     code = main(["run", "icl-gd-deep", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "depths=1,2", "--set", "train.steps=200", "--set", "eval.tasks=1000",

@@ -54,6 +54,7 @@ def test_preconditioned_target_solves_the_regularised_system(key):
         np.testing.assert_allclose(h @ target[t], s64[t], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # end to end through the CLI (~40 s); `make slow`
 def test_smoke_run_writes_claims_probes_and_report(tmp_path):
     code = main(["run", "mesa", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "depths=1,2", "--set", "train.steps=40", "--set", "train.eval_every=20",
