@@ -311,3 +311,47 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_scaled_sharpness_and_ntk_follow_the_learning_rate_multipliers():
+    """Under a parametrisation the probes read D^{1/2} H D^{1/2} and J D Jᵀ with D the
+    per-array learning-rate multipliers: uniform D = c·I scales both by exactly c, and a
+    per-array D matches the operator built by hand."""
+    from iclab.engine import ProbeConfig, language_problem, parametrised, probe_metrics
+    from iclab.instruments import hessian_operator, power_iteration
+
+    task, small = _language(8, layers=1)
+    plain = language_problem(task, small)
+    config = ProbeConfig(every=1, batch_size=4, norms=False, entropy=False, sharpness=40,
+                         ntk=3)
+    model = small(jax.random.key(0))
+    batch = task.sample_batch(jax.random.key(1), 4)
+    opt = make_optimizer(OptimConfig(name="sgd", lr=0.1), 10)
+    state = opt.init(eqx.filter(model, eqx.is_array))
+
+    def probes(problem):
+        run = eqx.filter_jit(lambda m, s, b: probe_metrics(problem, opt, config, m, s, b,
+                                                          initial=m))
+        return run(model, state, batch)
+
+    base = probes(plain)
+    uniform = probes(parametrised(plain, Parametrisation("sp", "sgd",
+                                                         overrides=("*:lr=0.25",)), small))
+    assert float(uniform["probe/scaled_sharpness"]) == pytest.approx(
+        0.25 * float(base["probe/sharpness"]), rel=1e-4)
+    assert float(uniform["probe/ntk/top"]) == pytest.approx(
+        0.25 * float(base["probe/ntk/top"]), rel=1e-4)
+    assert float(uniform["probe/ntk/distance"]) == pytest.approx(0.0, abs=1e-6)
+    readout = parametrised(plain, Parametrisation("sp", "sgd",
+                                                  overrides=("read_out.*:lr=4",)), small)
+    got = float(probes(readout)["probe/scaled_sharpness"])
+    params, static = eqx.partition(model, eqx.is_array)
+    manual = eqx.tree_at(lambda p: (p.read_out.weight, p.read_out.bias),
+                         jax.tree.map(jnp.ones_like, params),
+                         replace_fn=lambda a: 4.0 * a)
+    loss = lambda p: readout.loss(eqx.combine(p, static), batch)
+    matvec, flat = hessian_operator(loss, params, manual)
+    start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
+    top = eqx.filter_jit(lambda v: power_iteration(matvec, v, 40)[0])(start)
+    assert got == pytest.approx(float(top), rel=1e-4)
+    assert got != pytest.approx(float(base["probe/sharpness"]), rel=1e-2)

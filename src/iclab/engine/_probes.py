@@ -21,7 +21,10 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
   resumed run logs the same numbers); with ``preconditioned`` as well, under Adam,
   ``probe/preconditioned_sharpness``, the top eigenvalue of P^{-1/2} H P^{-1/2} with
   P = diag(√ν̂ + ε) from the optimiser state (``adam_diagonal``; its edge-of-stability
-  threshold is 38/η for β₁ = 0.9);
+  threshold is 38/η for β₁ = 0.9); under a parametrisation (``Problem.scaling``) also
+  ``probe/scaled_sharpness``, the top eigenvalue of D^{1/2} H D^{1/2} with D = diag(lr_p),
+  the per-array learning-rate multipliers: the sharpness in units of the base learning
+  rate, whose edge of stability for gradient descent is 2/η (super consistency);
 - with ``lanczos`` > 0: ``probe/lanczos_top``, the top Ritz value of the Hessian after that
   many Lanczos steps from the same start vector; with ``hessian_trace`` > 0:
   ``probe/hessian_trace``, Hutchinson's estimate with that many Rademacher vectors (key
@@ -33,7 +36,9 @@ seed-vmapped program. Metrics are written like the others (``{tag}/probe/...``):
 - with ``ntk`` > 0 (problems that give ``inputs``): the empirical NTK of the model's outputs
   on the first ``ntk`` probe inputs, traced over outputs: ``probe/ntk/top``,
   ``probe/ntk/trace`` and ``probe/ntk/distance`` ‖Θ_t − Θ₀‖_F/‖Θ₀‖_F from the initial
-  model's kernel (cost: ``ntk`` × outputs per input Jacobian rows);
+  model's kernel (cost: ``ntk`` × outputs per input Jacobian rows); under a
+  parametrisation the kernel is the one its gradient descent follows, Θ = J D Jᵀ with D
+  as for ``scaled_sharpness``;
 - with ``logits`` (problems that give ``inputs``; models whose outputs are logits): the
   softmax absorption signals of the model's outputs on the probe inputs,
   ``probe/logit_gap`` (mean gap between the two largest logits of an output row) and
@@ -197,6 +202,10 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         start = jnp.ones_like(flat) + 0.1 * jnp.cos(jnp.arange(flat.size, dtype=flat.dtype))
     if config.sharpness:
         out["probe/sharpness"] = power_iteration(matvec, start, config.sharpness)[0]
+        if problem.scaling is not None:
+            scaled, _ = hessian_operator(loss_of, params, _lr_diagonal(problem, params))
+            out["probe/scaled_sharpness"] = power_iteration(scaled, start,
+                                                            config.sharpness)[0]
         if config.preconditioned:
             adam, _ = hessian_operator(loss_of, params, adam_diagonal(opt_state))
             out["probe/preconditioned_sharpness"] = power_iteration(
@@ -231,15 +240,42 @@ def probe_metrics(problem, optimizer, config: ProbeConfig, model, opt_state, bat
         out.update({f"probe/coord/{k}": v for k, v in sizes.items()})
     if config.ntk and problem.inputs is not None:
         xs = problem.inputs(batch)[:config.ntk]
-        f = lambda p, x: eqx.combine(p, static)(x)
-        kernel = empirical_ntk(f, params, xs)
+        f = _ntk_function(problem, params, static)
+        kernel = empirical_ntk(f, _ntk_point(problem, params), xs)
         out["probe/ntk/top"] = kernel_eigenvalues(kernel, top=1)[0]
         out["probe/ntk/trace"] = jnp.trace(kernel)
         if initial is not None:
             start_params, start_static = eqx.partition(initial, eqx.is_array)
-            k0 = empirical_ntk(lambda p, x: eqx.combine(p, start_static)(x), start_params, xs)
+            k0 = empirical_ntk(_ntk_function(problem, start_params, start_static),
+                               _ntk_point(problem, start_params), xs)
             out["probe/ntk/distance"] = kernel_distance(kernel, k0)
     return out
+
+
+def _lr_diagonal(problem, params):
+    """The per-array learning-rate multipliers of ``problem.scaling`` as arrays shaped like
+    ``params`` (D of D^{1/2} H D^{1/2} and of Θ = J D Jᵀ)."""
+    from iclab.parametrisation._transforms import _leafwise
+
+    return _leafwise(lambda p, c: jnp.full_like(p, c), params, problem.scaling.lr)
+
+
+def _ntk_function(problem, params, static):
+    """f(φ, x): the model at θ = √D ⊙ φ (θ itself without a parametrisation), so that the
+    empirical NTK in φ is J D Jᵀ."""
+    if problem.scaling is None:
+        return lambda p, x: eqx.combine(p, static)(x)
+    root = jax.tree.map(jnp.sqrt, _lr_diagonal(problem, params))
+    return lambda phi, x: eqx.combine(jax.tree.map(jnp.multiply, root, phi), static)(x)
+
+
+def _ntk_point(problem, params):
+    """φ at which f(φ, ·) is the model: θ / √D (θ without a parametrisation)."""
+    if problem.scaling is None:
+        return params
+    root = jax.tree.map(jnp.sqrt, _lr_diagonal(problem, params))
+    return jax.tree.map(lambda p, r: jnp.where(r > 0, p / jnp.where(r > 0, r, 1.0), 0.0),
+                        params, root)
 
 
 def _params_dtype(params) -> jnp.dtype:
