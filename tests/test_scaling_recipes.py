@@ -163,3 +163,44 @@ def test_rank_collapse_measures_every_variant_and_depth_at_initialisation():
     assert ((summary.rho > -1) & (summary.rho <= 1)).all()
     assert (summary[["grad_q", "grad_k", "grad_v"]] > 0).all().all()
     assert sorted(tables["layers"].layer.unique()) == [0, 1, 2]
+
+
+def _fake_super(config, sharp, kernel):
+    """Jobs whose probes follow sharp(scheme, width, step) and kernel(scheme, width)."""
+    from iclab.recipes import super_consistency
+
+    trained = {}
+    steps = range(0, config.train.steps + 1, config.train.probes.every)
+    for scheme in config.schemes:
+        for width in config.widths:
+            frames = {
+                "probe/scaled_sharpness": [sharp(scheme, width, t) for t in steps],
+                "probe/ntk/distance": [kernel(scheme, width) * t / config.train.steps
+                                       for t in steps],
+                "excess_loss": [1.0 / (1 + t) for t in steps]}
+            tables = {k: pd.DataFrame({0: v}, index=list(steps)) for k, v in frames.items()}
+            trained[f"{scheme}-{width}"] = SimpleNamespace(
+                info={"scheme": scheme, "width": width},
+                curves=lambda metric, tables=tables: tables[metric])
+    return super_consistency.measure(config, trained)
+
+
+def test_super_consistency_measurement_reads_spreads_edges_and_exponents():
+    from iclab.recipes import super_consistency
+
+    config = super_consistency.quick_config()  # widths 32, 64, 128; η = 0.3
+    edge = 2 / config.optim.lr
+    sharp = lambda s, w, t: edge * t / config.train.steps * (1.0 if s == "mup" else 32 / w)
+    kernel = lambda s, w: 0.5 if s == "mup" else 0.5 * (32 / w) ** 0.5
+    tables = _fake_super(config, sharp, kernel)
+    r = Results(config, tables, pd.DataFrame(), "quick")
+    values = {c.id: c.value(r) for c in super_consistency.CLAIMS}
+    assert values == pytest.approx({"mup_sharpness_consistent": 1.0,
+                                    "mup_approaches_edge": 1.0,
+                                    "ntk_sharpness_separates": 4.0,
+                                    "ntk_kernel_freezes_with_width": -0.5,
+                                    "mup_kernel_keeps_moving": 0.0})
+    with pytest.raises(ConfigError, match="optim.name"):
+        apply_overrides(config, ["optim.name=adam"])
+    with pytest.raises(ConfigError, match="widths"):
+        apply_overrides(config, ["widths=30,60"])
