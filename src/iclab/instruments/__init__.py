@@ -42,6 +42,7 @@ from iclab.instruments._ntk import empirical_ntk as empirical_ntk
 from iclab.instruments._ntk import kernel_distance as kernel_distance
 from iclab.instruments._ntk import kernel_eigenvalues as kernel_eigenvalues
 from iclab.instruments._ntk import kernel_target_alignment as kernel_target_alignment
+from iclab.instruments._ntk import linearisation_distance as linearisation_distance
 from iclab.instruments._probes import apply_linear_probe as apply_linear_probe
 from iclab.instruments._probes import fit_linear_probe as fit_linear_probe
 from iclab.instruments._probes import probe_grid as probe_grid

@@ -76,3 +76,45 @@ def kernel_target_alignment(kernel: Float[Array, "n n"], targets: Float[Array, "
     y = targets.reshape(targets.shape[0], -1)
     target = y @ y.T
     return jnp.sum(kernel * target) / (jnp.linalg.norm(kernel) * jnp.linalg.norm(target))
+
+
+def linearisation_distance(f: Callable[[Any], Array], params0: Any, params1: Any
+                           ) -> dict[str, Array]:
+    """How far a function of the parameters moved from its first-order Taylor model:
+
+        lin = f(θ₀) + ⟨θ₁ − θ₀, ∇f(θ₀)⟩   (one ``jax.jvp``)
+        distance = ‖f(θ₁) − lin‖ / ‖lin‖
+        relative_to_change = ‖f(θ₁) − lin‖ / ‖lin − f(θ₀)‖
+
+    Norms are Frobenius over all of ``f``'s outputs. A lazy (linearised, NTK-like) update
+    has ``distance`` → 0; feature learning keeps it of order one. Dey et al. measure the
+    first form on one block's output after one optimiser step to tell depth-μP's lazy
+    blocks (α = ½) from CompleteP's (α = 1).
+
+    Args:
+        f: params → an array (e.g. one block's output on a batch).
+        params0: θ₀ (the point of linearisation).
+        params1: θ₁ (a pytree like ``params0``).
+
+    Returns:
+        {"distance", "relative_to_change", "change"} with change = ‖f(θ₁) − f(θ₀)‖ / ‖f(θ₀)‖.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> out = linearisation_distance(lambda t: t ** 2, jnp.array(1.0), jnp.array(1.5))
+        >>> [round(float(out[k]), 4) for k in ("distance", "relative_to_change")]
+        [0.125, 0.25]
+
+    References:
+        Chizat, Oyallon, Bach. "On lazy training in differentiable programming", NeurIPS
+        2019. Dey et al. "Don't be lazy: CompleteP enables compute-efficient deep
+        transformers", 2025.
+    """
+    delta = jax.tree.map(lambda a, b: b - a, params0, params1)
+    f0, first = jax.jvp(f, (params0,), (delta,))
+    f1 = f(params1)
+    lin = f0 + first
+    err = jnp.linalg.norm((f1 - lin).ravel())
+    return {"distance": err / jnp.linalg.norm(lin.ravel()),
+            "relative_to_change": err / jnp.linalg.norm(first.ravel()),
+            "change": jnp.linalg.norm((f1 - f0).ravel()) / jnp.linalg.norm(f0.ravel())}

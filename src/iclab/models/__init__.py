@@ -46,4 +46,7 @@ from iclab.models._lsa import LSATransformer as LSATransformer
 from iclab.models._lsa import LSATransformerConfig as LSATransformerConfig
 from iclab.models._mlp import TokenMLP as TokenMLP
 from iclab.models._mlp import TokenMLPConfig as TokenMLPConfig
+from iclab.models._resmlp import Branch as Branch
+from iclab.models._resmlp import ResidualMLP as ResidualMLP
+from iclab.models._resmlp import ResidualMLPConfig as ResidualMLPConfig
 from iclab.models._sigma_reparam import SpectralScale as SpectralScale
