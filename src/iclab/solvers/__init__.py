@@ -62,6 +62,16 @@ from iclab.solvers._ridge import ridge_weights as ridge_weights
 from iclab.solvers._ridge import tune_const_ridge as tune_const_ridge
 from iclab.solvers._ridge import tune_tuned_ridge as tune_tuned_ridge
 from iclab.solvers._ridge import weights_loss as weights_loss
+from iclab.solvers._shaped_sde import ShapedBlock as ShapedBlock
+from iclab.solvers._shaped_sde import explicit_layer as explicit_layer
+from iclab.solvers._shaped_sde import layer_covariance as layer_covariance
+from iclab.solvers._shaped_sde import moment_match as moment_match
+from iclab.solvers._shaped_sde import network_covariances as network_covariances
+from iclab.solvers._shaped_sde import pair_correlation as pair_correlation
+from iclab.solvers._shaped_sde import sde_covariances as sde_covariances
+from iclab.solvers._shaped_sde import sde_diffusion as sde_diffusion
+from iclab.solvers._shaped_sde import sde_drift as sde_drift
+from iclab.solvers._shaped_sde import sde_noise as sde_noise
 from iclab.solvers._tree import fit_tree as fit_tree
 from iclab.solvers._tree import tree_predict as tree_predict
 from iclab.solvers._tree import tree_prefix_predictions as tree_prefix_predictions
