@@ -33,12 +33,13 @@ def _rel(a, b):
     return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
 
-@pytest.mark.parametrize("attention", ["shaped", "softmax"])
-def test_the_reduced_layer_has_the_law_of_the_explicit_network(attention):
+@pytest.mark.parametrize("attention, logits", [("shaped", "normalised"), ("shaped", "raw"),
+                                               ("softmax", "normalised")])
+def test_the_reduced_layer_has_the_law_of_the_explicit_network(attention, logits):
     """V' from n × n weights against the O(m³) exact-law sampler: means of V' and of V'²
     entrywise agree within Monte-Carlo error (|z| < 4.5 over 12 statistics)."""
     m, n, draws = 3, 12, 30000
-    block = ShapedBlock(gamma=0.8, tau0=0.5, attention=attention)
+    block = ShapedBlock(gamma=0.8, tau0=0.5, attention=attention, logits=logits)
     v = _v(m)
     x = jnp.concatenate([jnp.linalg.cholesky(v) * math.sqrt(n), jnp.zeros((m, n - m))], 1)
     explicit = jax.vmap(lambda k: (lambda y: y @ y.T / n)(explicit_layer(x, k, block)))(
@@ -53,9 +54,11 @@ def test_the_reduced_layer_has_the_law_of_the_explicit_network(attention):
     assert float(jnp.abs(reduced.mean(0) - v).max()) > 1e-3
 
 
-@pytest.mark.parametrize("gamma, tau0", [(1 / math.sqrt(2), 1.0), (0.9, 0.5)])
-def test_derived_drift_and_diffusion_match_one_layer_moments(gamma, tau0):
-    block = ShapedBlock(gamma=gamma, tau0=tau0)
+@pytest.mark.parametrize("gamma, tau0, logits", [(1 / math.sqrt(2), 1.0, "normalised"),
+                                                 (0.9, 0.5, "normalised"),
+                                                 (0.9, 0.5, "raw")])
+def test_derived_drift_and_diffusion_match_one_layer_moments(gamma, tau0, logits):
+    block = ShapedBlock(gamma=gamma, tau0=tau0, logits=logits)
     v = _v()
     b_hat, s_hat = moment_match(v, jax.random.key(1), 4096, block, 20000)
     assert _rel(b_hat, sde_drift(v, block)) < 0.05
@@ -66,7 +69,7 @@ def test_derived_drift_and_diffusion_match_one_layer_moments(gamma, tau0):
 
 def test_the_sde_noise_has_the_diffusion_as_covariance():
     block = ShapedBlock(gamma=0.8, tau0=0.7)
-    v = _v()
+    v = _v(seed=4)
     g = jax.vmap(lambda k: sde_noise(v, k, block))(jax.random.split(jax.random.key(2), 50000))
     c = g - g.mean(0, keepdims=True)
     cov = jnp.einsum("sab,scd->abcd", c, c) / (g.shape[0] - 1)
@@ -99,7 +102,8 @@ def test_the_unshaped_attention_has_no_sde_and_bad_blocks_are_refused():
         sde_drift(_v(), ShapedBlock(attention="softmax"))
     for kwargs, key in (({"gamma": 1.5}, "gamma"), ({"tau0": 0}, "tau0"),
                         ({"attention": "linear"}, "attention"), ({"key_width": -1},
-                                                                 "key_width")):
+                                                                 "key_width"),
+                        ({"logits": "layer_norm"}, "logits")):
         with pytest.raises(ConfigError, match=key):
             ShapedBlock(**kwargs)
     with pytest.raises(ValueError, match="2m"):

@@ -2,42 +2,48 @@
 law, layer by layer, and its infinite-depth-and-width limit, a stochastic differential
 equation (Noci, Li, Li, He, Hofmann, Maddison, Roy 2023).
 
-The network (attention only, no normalisation; m tokens X ∈ R^(m×n), one head of width
-n_k, fresh Gaussian weights per layer, W ~ N(0, 1) entries):
+The network (attention only, no normalisation on the stream; m tokens X ∈ R^(m×n), one
+head of width n_k, fresh Gaussian weights per layer, W ~ N(0, 1) entries):
 
     X' = λ X + γ A (X W_V / √n),    λ² + γ² = 1,
-    Q = X W_Q / √n,  K = X W_K / √n   (rows: tokens; standard-init queries and keys),
+    Q = N(X) W_Q / √n,  K = N(X) W_K / √n,
     shaped:   A = I + softmax(Q Kᵀ / (τ₀ √(n n_k))) − 11ᵀ/m   (rows sum to 1),
-    softmax:  A = softmax(Q Kᵀ / √n_k)                      (the unshaped attention).
+    softmax:  A = softmax(Q Kᵀ / √n_k)                      (the unshaped attention),
 
-Its state is V = X Xᵀ / n (m × m). Gaussian weights are rotation invariant, so the law of
-V' given X depends on V only; with V = L Lᵀ the layer is, exactly in law,
+where N(X) scales every token to norm √n (an RMS norm on the queries' and keys' input,
+``logits="normalised"``) or is X itself (``logits="raw"``: the logits then grow with the
+tokens' norms, and the norms blow up in finite time).
 
-    X Pᵀ / n = L Wᵀ_mm Lᵀ / √n,   P Pᵀ / n = L (W_mm Wᵀ_mm + R) Lᵀ / n,   Q Kᵀ = L S Z Lᵀ,
+Its state is V = X Xᵀ / n (m × m); C = D^(−½) V D^(−½) (D = diag V) is the correlation.
+Gaussian weights are rotation invariant, so the law of V' given X depends on V only; with
+V = L Lᵀ the layer is, exactly in law,
 
-with P = X W_V/√n, W_mm an m × m Gaussian block, R ~ Wishart(n − m, I_m), S Sᵀ ~
-Wishart(n_k, I_m), Z an m × m Gaussian (``layer_covariance``): the width-n network at any
-depth costs O(m³) per layer (``network_covariances``). ``explicit_layer`` is the same
-layer with the n × n weights drawn, for checking the reduced form.
+    X Pᵀ / n = L Wᵀ_mm Lᵀ / √n,   P Pᵀ / n = L (W_mm Wᵀ_mm + R) Lᵀ / n,   Q Kᵀ = J S Z Jᵀ,
 
-The limit (our derivation; the paper's Theorem is not copied here). With ε = n^(−½),
-Ŷ = Q Kᵀ/(τ₀√n_k) (E[Ŷ_αβ Ŷ_γδ] = V_αγ V_βδ/τ₀²) and its row-centred Ỹ = Ŷ(I − U),
-U = 11ᵀ/m, the shaped attention is A = I + εỸ/m + ε² Z/(2m) + O(ε³) with
-Z_αβ = Ỹ²_αβ − (1/m)Σ_β' Ỹ²_αβ'. Collecting orders, V' − V = εG + ε²H + …, and with
-depth d = T n (time t = layer/n):
+with P = X W_V/√n, J = D^(−½) L (or L for raw logits), W_mm an m × m Gaussian block,
+R ~ Wishart(n − m, I_m), S Sᵀ ~ Wishart(n_k, I_m), Z an m × m Gaussian
+(``layer_covariance``): the width-n network at any depth costs O(m³) per layer
+(``network_covariances``). ``explicit_layer`` is the same layer with the n × n weights
+drawn, for checking the reduced form.
+
+The limit (our derivation; the paper's Theorem is not copied here). With ε = n^(−½), K the
+logits' covariance (C, or V for raw logits), Ŷ = Q Kᵀ/(τ₀√n_k) (E[Ŷ_αβ Ŷ_γδ] =
+K_αγ K_βδ/τ₀²) and its row-centred Ỹ = Ŷ(I − U), U = 11ᵀ/m, the shaped attention is
+A = I + εỸ/m + ε² Z/(2m) + O(ε³) with Z_αβ = Ỹ²_αβ − (1/m)Σ_β' Ỹ²_αβ'. Collecting orders,
+V' − V = εG + ε²H + …, and with depth d = T n (time t = layer/n):
 
     dV = b(V) dt + Σ(V)^(½) dB,
-    b(V) = γ² (E[Z]V + V E[Z]ᵀ)/(2m) + γ² V ⟨V, V̄⟩ / (m² τ₀²),
-        E[Z]_αβ = V_αα (V̄_ββ − tr V̄ / m) / τ₀²,   V̄ = (I − U) V (I − U),
+    b(V) = γ² (E[Z]V + V E[Z]ᵀ)/(2m) + γ² K ⟨V, K̄⟩ / (m² τ₀²),
+        E[Z]_αβ = K_αα (K̄_ββ − tr K̄ / m) / τ₀²,   K̄ = (I − U) K (I − U),
     G = λγ (M + Mᵀ) + γ² E + (γ²/m)(Ỹ V + V Ỹᵀ)   (Σ = Cov G),
-        M = L Ξ₁ Lᵀ,  E = L (Ξ₂ + Ξ₂ᵀ) Lᵀ / √2,  Ŷ = L Ξ₃ Lᵀ / τ₀   (Ξ_i iid N(0, 1)),
+        M = L Ξ₁ Lᵀ,  E = L (Ξ₂ + Ξ₂ᵀ) Lᵀ / √2,  Ŷ = F Ξ₃ Fᵀ / τ₀, F Fᵀ = K  (Ξ_i iid N(0, 1)),
 
-so Σ(V)_{αβ,γδ} = (2λ²γ² + γ⁴)(V_αγV_βδ + V_αδV_βγ) + (γ⁴/(m²τ₀²))(V_αγW_βδ + V_αδW_βγ +
-V_βγW_αδ + V_βδW_αγ) with W = V V̄ V (``sde_diffusion``). The value weights give Li, Nica and
-Roy's linear-network diffusion; the attention adds a drift ∝ γ²/τ₀² and a diffusion
+so Σ(V)_{αβ,γδ} = (2λ²γ² + γ⁴)(V_αγV_βδ + V_αδV_βγ) + (γ⁴/(m²τ₀²))(K_αγW_βδ + K_αδW_βγ +
+K_βγW_αδ + K_βδW_αγ) with W = V K̄ V (``sde_diffusion``). The value weights give Li, Nica
+and Roy's linear-network diffusion; the attention adds a drift ∝ γ²/τ₀² and a diffusion
 ∝ γ⁴/τ₀². ``moment_match`` estimates b and Σ from one finite layer by Monte Carlo, the
 check of this derivation. ``sde_covariances`` integrates the SDE by Euler–Maruyama,
-sampling G in its factored form (no matrix square root).
+sampling G in its factored form (square roots of the m × m V and K, not of the m² × m² Σ).
 
 References:
     Noci, Li, Li, He, Hofmann, Maddison, Roy. "The shaped transformer: attention models in
@@ -56,6 +62,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from iclab._errors import ConfigError, check_choice, check_positive
 
 ATTENTIONS = ("shaped", "softmax")
+LOGITS = ("normalised", "raw")
 
 
 @dataclass(frozen=True)
@@ -67,18 +74,22 @@ class ShapedBlock:
         tau0: the shaped logits' temperature τ₀ (τ = τ₀√(n n_k)).
         attention: "shaped" or "softmax" (standard, unshaped).
         key_width: the head width n_k; 0: n_k = n (one head as wide as the stream).
+        logits: "normalised" (queries and keys from the tokens scaled to norm √n) or
+            "raw" (from the tokens as they are).
     """
 
     gamma: float = 1 / math.sqrt(2)
     tau0: float = 1.0
     attention: str = "shaped"
     key_width: int = 0
+    logits: str = "normalised"
 
     def __post_init__(self):
         if not 0 < self.gamma <= 1:
             raise ConfigError("block.gamma", self.gamma, "a number in (0, 1]")
         check_positive("block.tau0", self.tau0)
         check_choice("block.attention", self.attention, ATTENTIONS)
+        check_choice("block.logits", self.logits, LOGITS)
         if isinstance(self.key_width, bool) or not isinstance(self.key_width, int) or \
                 self.key_width < 0:
             raise ConfigError("block.key_width", self.key_width, "0 (= n) or a positive "
@@ -116,6 +127,20 @@ def _factor(v: Array) -> Array:
     return u * jnp.sqrt(jnp.maximum(w, 0))[None]
 
 
+def _logit_factor(v: Array, factor: Array, block: ShapedBlock) -> Array:
+    """J with J Jᵀ = K, the logits' input covariance (C or V), from a factor of V."""
+    if block.logits == "raw":
+        return factor
+    return factor / jnp.sqrt(jnp.diag(v))[:, None]
+
+
+def _logit_covariance(v: Array, block: ShapedBlock) -> Array:
+    if block.logits == "raw":
+        return v
+    d = jnp.sqrt(jnp.diag(v))
+    return v / (d[:, None] * d[None, :])
+
+
 def layer_covariance(v: Float[Array, "m m"], key: PRNGKeyArray, n: int,
                      block: ShapedBlock) -> Float[Array, "m m"]:
     """V' after one block of the width-n network, drawn from its exact law given V
@@ -137,7 +162,8 @@ def layer_covariance(v: Float[Array, "m m"], key: PRNGKeyArray, n: int,
     w_mm = jax.random.normal(kw, (m, m))
     rest = _wishart(kr, n - m, m)
     s = _wishart(ks, nk, m)
-    qk = chol @ s @ jax.random.normal(kz, (m, m)) @ chol.T
+    j = _logit_factor(v, chol, block)
+    qk = j @ s @ jax.random.normal(kz, (m, m)) @ j.T
     a = _attention(block, qk, n, m)
     xp = chol @ w_mm.T @ chol.T / math.sqrt(n)                 # X Pᵀ / n
     pp = chol @ (w_mm @ w_mm.T + rest @ rest.T) @ chol.T / n   # P Pᵀ / n
@@ -153,8 +179,10 @@ def explicit_layer(x: Float[Array, "m n"], key: PRNGKeyArray, block: ShapedBlock
     m, n = x.shape
     kq, kk, kv = jax.random.split(key, 3)
     nk = block.head(n)
-    q = x @ jax.random.normal(kq, (n, nk)) / math.sqrt(n)
-    k = x @ jax.random.normal(kk, (n, nk)) / math.sqrt(n)
+    xn = x if block.logits == "raw" else x * math.sqrt(n) / jnp.linalg.norm(
+        x, axis=1, keepdims=True)
+    q = xn @ jax.random.normal(kq, (n, nk)) / math.sqrt(n)
+    k = xn @ jax.random.normal(kk, (n, nk)) / math.sqrt(n)
     a = _attention(block, q @ k.T, n, m)
     return block.lam * x + block.gamma * a @ (x @ jax.random.normal(kv, (n, n)) / math.sqrt(n))
 
@@ -184,11 +212,12 @@ def sde_drift(v: Float[Array, "m m"], block: ShapedBlock) -> Float[Array, "m m"]
         raise ValueError("the covariance SDE is the limit of the shaped attention only")
     m = v.shape[0]
     t2 = block.tau0 ** 2
-    vbar = _centred(v)
-    c = jnp.diag(vbar) - jnp.trace(vbar) / m
-    ez = jnp.diag(v)[:, None] * c[None, :] / t2
+    k = _logit_covariance(v, block)
+    kbar = _centred(k)
+    c = jnp.diag(kbar) - jnp.trace(kbar) / m
+    ez = jnp.diag(k)[:, None] * c[None, :] / t2
     return block.gamma ** 2 * ((ez @ v + v @ ez.T) / (2 * m)
-                               + v * jnp.sum(v * vbar) / (m ** 2 * t2))
+                               + k * jnp.sum(v * kbar) / (m ** 2 * t2))
 
 
 def sde_noise(v: Float[Array, "m m"], key: PRNGKeyArray, block: ShapedBlock
@@ -200,7 +229,8 @@ def sde_noise(v: Float[Array, "m m"], key: PRNGKeyArray, block: ShapedBlock
     lam, gamma = block.lam, block.gamma
     mm = chol @ x1 @ chol.T
     e = chol @ (x2 + x2.T) @ chol.T / math.sqrt(2)
-    y = chol @ x3 @ chol.T / block.tau0 @ (jnp.eye(m) - 1 / m)
+    j = _logit_factor(v, chol, block)
+    y = j @ x3 @ j.T / block.tau0 @ (jnp.eye(m) - 1 / m)
     g = lam * gamma * (mm + mm.T) + gamma ** 2 * e + gamma ** 2 / m * (y @ v + v @ y.T)
     return (g + g.T) / 2
 
@@ -209,10 +239,11 @@ def sde_diffusion(v: Float[Array, "m m"], block: ShapedBlock) -> Float[Array, "m
     """Σ(V) as the tensor Σ[α, β, γ, δ] = Cov(dV_αβ, dV_γδ) / dt (module docstring)."""
     m = v.shape[0]
     lam, gamma = block.lam, block.gamma
-    w = v @ _centred(v) @ v
+    k = _logit_covariance(v, block)
+    w = v @ _centred(k) @ v
     lin = jnp.einsum("ac,bd->abcd", v, v) + jnp.einsum("ad,bc->abcd", v, v)
-    att = (jnp.einsum("ac,bd->abcd", v, w) + jnp.einsum("ad,bc->abcd", v, w)
-           + jnp.einsum("bc,ad->abcd", v, w) + jnp.einsum("bd,ac->abcd", v, w))
+    att = (jnp.einsum("ac,bd->abcd", k, w) + jnp.einsum("ad,bc->abcd", k, w)
+           + jnp.einsum("bc,ad->abcd", k, w) + jnp.einsum("bd,ac->abcd", k, w))
     return (2 * lam ** 2 * gamma ** 2 + gamma ** 4) * lin + gamma ** 4 / (
         m ** 2 * block.tau0 ** 2) * att
 
@@ -251,7 +282,8 @@ def moment_match(v: Float[Array, "m m"], key: PRNGKeyArray, n: int, block: Shape
         kw, kr, ks, kz = jax.random.split(k, 4)
         w_mm = jax.random.normal(kw, (m, m))
         rest = _wishart(kr, n - m, m)
-        qk = chol @ _wishart(ks, nk, m) @ jax.random.normal(kz, (m, m)) @ chol.T
+        j = _logit_factor(v, chol, block)
+        qk = j @ _wishart(ks, nk, m) @ jax.random.normal(kz, (m, m)) @ j.T
         pp = chol @ (w_mm @ w_mm.T + rest @ rest.T) @ chol.T / n
         outs = []
         for sv in (1.0, -1.0):
