@@ -19,10 +19,12 @@ and the slope of log₂ Δ against log₂ L.
 Why the slopes (our derivation, to be read against the measurement): the step moves the
 map's pre-activations by δz ∝ (L/L₀)^(α−1) under both optimisers' rules (Adam: a
 sign-like step η(L/L₀)^(α−1) per entry; SGD: the gradient carries the branch's
-(L/L₀)^(−α), the learning rate (L/L₀)^(2α−1)). A ReLU branch leaves its linearisation
-only through units that change sign, so ‖f(W₁) − lin‖ ∝ δz², and Δ ∝ (L/L₀)^(2(α−1)):
-slope −1 for α = ½ (the block becomes linear in its weights: lazy), 0 for α = 1 (it
-keeps learning features at any depth).
+(L/L₀)^(−α), the learning rate (L/L₀)^(2α−1)). A ReLU branch leaves its linearisation only
+through the units whose pre-activation changes sign: a fraction ∝ δz of them, each off by
+at most δz, so ‖f(W₁) − lin‖² ∝ δz³ and Δ ∝ (L/L₀)^(3(α−1)/2): slope −¾ for α = ½ (the
+block becomes linear in its weights: lazy), 0 for α = 1 (it keeps learning features at any
+depth). The recipe tables δz ("preactivation_change") so that the two steps of the
+argument can be read apart.
 """
 
 import dataclasses
@@ -50,7 +52,7 @@ PAPER = ("Dey, Zhang, Anthony, Hestness et al.: Don't be lazy: CompleteP enables
 OPTIMIZERS = ("adam", "sgd")
 NOTE = ("the paper's finding as summarised in our notes (α = ½: the distance from the "
         "linearisation decays with depth, lazy blocks; α = 1: about constant, complete "
-        "feature learning); the thresholds are ours, our derivation gives slopes −1 and 0")
+        "feature learning); the thresholds are ours, our derivation gives slopes −¾ and 0")
 
 
 def _slopes(r, optimizer: str, alpha: float) -> np.ndarray:
@@ -81,7 +83,7 @@ FIGURES = [
     Figure("distance", "Distance of the updated block's output from its linearisation "
            "after one step, Δ, against depth (log–log, mean of log₂ Δ over "
            "initialisations, band: ± one standard deviation), per optimiser; dashed: our "
-           "derived slopes 2(α − 1) through the base depth.", plot_distance),
+           "derived slopes 3(α − 1)/2 through the base depth.", plot_distance),
 ]
 SECTIONS = [
     Section("Per optimiser, α and depth: Δ (geometric mean and the spread of log₂ Δ over "
@@ -252,7 +254,7 @@ def measure(config: DepthLinearisationConfig, trained) -> dict[str, pd.DataFrame
     for (optimizer, alpha, init), rows_ in distances.groupby(["optimizer", "alpha", "init"]):
         slope = np.polyfit(np.log2(rows_.depth), rows_.log2_distance, 1)[0]
         slopes.append({"optimizer": optimizer, "alpha": alpha, "init": init,
-                       "slope": float(slope), "derived": 2 * (alpha - 1)})
+                       "slope": float(slope), "derived": 1.5 * (alpha - 1)})
     return {"distances": distances, "summary": summary, "slopes": pd.DataFrame(slopes)}
 
 

@@ -20,7 +20,7 @@ def plot_distance(r):
             ax.fill_between(curve.depth, lo, hi, color=color, alpha=0.15)
             d0, v0 = curve.depth.iloc[0], curve.distance.iloc[0]
             depths = curve.depth.to_numpy(dtype=float)
-            ax.plot(depths, v0 * (depths / d0) ** (2 * (alpha - 1)), "--", color=color,
+            ax.plot(depths, v0 * (depths / d0) ** (1.5 * (alpha - 1)), "--", color=color,
                     lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
