@@ -28,7 +28,7 @@ def _imports(path: pathlib.Path) -> list[str]:
 def test_registry_is_discovered():
     found = recipes()
     modules = {p.stem.replace("_", "-") for p in RECIPES.glob("*.py") if p.stem != "__init__"}
-    assert set(found) == modules and len(found) == 18
+    assert set(found) == modules and len(found) == 19
     assert set(iclab.list_recipes()) == set(found)
 
 

@@ -297,7 +297,7 @@ def moment_match(v: Float[Array, "m m"], key: PRNGKeyArray, n: int, block: Shape
         controlled = sum(outs) / 4 - gamma ** 2 * (pp - v)
         return delta, controlled
 
-    deltas, controlled = jax.vmap(one)(jax.random.split(key, draws))
+    deltas, controlled = jax.jit(jax.vmap(one))(jax.random.split(key, draws))
     b = n * controlled.mean(0)
     centred = deltas - deltas.mean(0, keepdims=True)
     sigma = n * jnp.einsum("sab,scd->abcd", centred, centred) / (draws - 1)
