@@ -25,6 +25,7 @@ def _only_run(root):
     return RunDir(path)
 
 
+@pytest.mark.slow  # an end-to-end quick run: make slow
 def test_quick_mode_passes_every_claim(tmp_path, capsys):
     code = main(["run", "icl-gd", "--quick", "--out", str(tmp_path)])
     run = _only_run(tmp_path)

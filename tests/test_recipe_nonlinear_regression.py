@@ -61,6 +61,7 @@ def test_quick_mode_keeps_the_references_task_model_and_batch():
     assert quick.train.steps < full.train.steps and quick.train.seeds < full.train.seeds
 
 
+@pytest.mark.slow  # an end-to-end quick run: make slow
 def test_smoke_run(tmp_path):
     code = main(["run", "nonlinear-regression", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "train.steps=20", "--set", "train.eval_every=10",
