@@ -6,6 +6,7 @@ import pytest
 from iclab.instruments import (
     cosine_similarity,
     effective_lr,
+    interpolated_head,
     normalise_scale,
     prediction_difference,
     query_loss,
@@ -94,3 +95,30 @@ def test_normalise_scale_makes_the_x_diagonal_mean_one():
     assert float(jnp.mean(jnp.diag(kq)[:2])) == pytest.approx(1.0)
     np.testing.assert_allclose(pv, 3.0 * np.ones((3, 3)))
     assert jax.numpy.allclose(kq @ pv, w_kq @ jnp.ones((3, 3)))
+
+
+def test_interpolated_head_ends_at_both_functions_and_is_flat_between_equivalent_heads(key):
+    """t = 0 is the trained head's function, t = 1 the construction's; between a head and a
+    rescaled copy of the construction every t gives the construction's predictions, and
+    between an unrelated head and the construction the midpoint is neither."""
+    import equinox as eqx
+
+    d, n = 4, 6
+    construction = gd_construction(d, n, lr=1.5)
+    ref = construction.blocks[0].attn
+    task = LinearRegressionTask(d=d, n_context=n)
+    tokens = jax.vmap(to_tokens)(task.sample_batch(key, 32))
+    predict = lambda attn: jax.vmap(eqx.tree_at(lambda m: m.blocks[0].attn, construction,
+                                                attn))(tokens)
+    other = LSATransformer(LSATransformerConfig(dim=d + 1, init_scale=1.0, recurrent=True),
+                           key=jax.random.fold_in(key, 1)).blocks[0].attn
+    np.testing.assert_allclose(predict(interpolated_head(other, ref, d, 0.0)),
+                               predict(other), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predict(interpolated_head(other, ref, d, 1.0)),
+                               predict(ref), rtol=1e-4, atol=1e-5)
+    scaled = _rescaled(construction, -0.3)
+    for t in (0.25, 0.5):
+        np.testing.assert_allclose(predict(interpolated_head(scaled, ref, d, t)), predict(ref),
+                                   rtol=1e-4, atol=1e-5)
+    mid = predict(interpolated_head(other, ref, d, 0.5))
+    assert float(jnp.abs(mid - predict(ref)).max()) > 1e-2

@@ -32,7 +32,8 @@ def test_quick_mode_passes_every_claim(tmp_path, capsys):
     claims = json.loads((run.path / "claims.json").read_text())
     assert code == 0, claims
     checks = json.loads((run.path / "checks.json").read_text())
-    assert [c["id"] for c in claims] == ["loss_vs_gd", "pred_diff", "sens_cos", "weights_cos"]
+    assert [c["id"] for c in claims] == ["loss_vs_gd", "pred_diff", "sens_cos", "weights_cos",
+                                         "interpolation_flat"]
     assert [c["id"] for c in checks] == ["construction_exact"]
     for c in claims + checks:
         assert set(c) == CLAIM_KEYS and isinstance(c["measured"], float) and c["passed"] is True

@@ -71,5 +71,6 @@ from iclab.instruments._trajectory import role_norms as role_norms
 from iclab.instruments._transfer import grid_optimum as grid_optimum
 from iclab.instruments._transfer import transfer_exponent as transfer_exponent
 from iclab.instruments._weights import effective_lr as effective_lr
+from iclab.instruments._weights import interpolated_head as interpolated_head
 from iclab.instruments._weights import normalise_scale as normalise_scale
 from iclab.instruments._weights import weight_alignment as weight_alignment

@@ -7,6 +7,7 @@ c ≠ 0. Alignment is therefore measured after removing this scale (and sign)
 symmetry (von Oswald et al. 2022, Fig. 2 and the reference ``interpolate_weights``).
 """
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -49,3 +50,40 @@ def weight_alignment(attn: LinearSelfAttention, construction: LinearSelfAttentio
     return {"kq_cos": cosine_similarity(flat(kq), flat(kq_ref))[0],
             "pv_cos": cosine_similarity(flat(pv), flat(pv_ref))[0],
             "product_cos": cosine_similarity(flat(tensor), flat(tensor_ref))[0]}
+
+
+def interpolated_head(attn: LinearSelfAttention, construction: LinearSelfAttention, d: int,
+                      t: float = 0.5) -> LinearSelfAttention:
+    """The one-head linear attention between a trained head and a construction:
+
+        W_KQ(t) = (1 − t) Ŵ_KQ + t Ŵ_KQ^c,   W_PV(t) = (1 − t) Ŵ_PV + t Ŵ_PV^c,
+
+    with Ŵ the products after ``normalise_scale`` (head 0 of each). t = 0 is the trained
+    head's function, t = 1 the construction's. If the two are the same function up to the
+    scale symmetry, every t is too, so the loss along t is flat (von Oswald et al. 2023,
+    Fig. 2; the reference code's ``interpolate_weights``).
+
+    Args:
+        attn: the trained head (its module is reused, with its softmax flag).
+        construction: e.g. ``iclab.solvers.gd_construction(...).blocks[0].attn``.
+        d: the input dimension (the first d diagonal entries set the scale).
+        t: the interpolation weight.
+
+    Returns:
+        A ``LinearSelfAttention`` with one head of key size D whose W_Q = W_KQ(t),
+        W_K = I, W_V = W_PV(t), W_P = I.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from iclab.solvers import gd_construction
+        >>> c = gd_construction(2, 8, 0.5).blocks[0].attn
+        >>> mid = interpolated_head(c, c, 2)
+        >>> bool(jnp.allclose(mid.qk(), c.qk()) and jnp.allclose(mid.pv(), c.pv()))
+        True
+    """
+    kq, pv = normalise_scale(attn.qk()[0], attn.pv()[0], d)
+    kq_c, pv_c = normalise_scale(construction.qk()[0], construction.pv()[0], d)
+    eye = jnp.eye(kq.shape[0], dtype=kq.dtype)[None]
+    return eqx.tree_at(lambda a: (a.w_q, a.w_k, a.w_v, a.w_p), attn,
+                       (((1 - t) * kq + t * kq_c)[None], eye,
+                        ((1 - t) * pv + t * pv_c)[None], eye))

@@ -22,6 +22,7 @@ and is left out for others.
 import dataclasses
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +40,7 @@ from iclab.framework import (
 )
 from iclab.instruments import (
     effective_lr,
+    interpolated_head,
     normalise_scale,
     prediction_difference,
     query_loss,
@@ -68,6 +70,12 @@ CLAIMS = [
     Claim("weights_cos", "weights match the construction: cos(W_KQ ⊗ W_PV, construction)",
           lambda r: r["seeds"].product_cos, ">=", 0.99,
           when=lambda r: r["seeds"].product_cos.notna().all()),  # models with LSA weights
+    Claim("interpolation_flat", "the midpoint of the trained and the constructed weights (after "
+          "the scale symmetry) has GD's loss: |L((W_TF + W_GD)/2) / L_GD − 1|",
+          lambda r: r["seeds"].interpolated_ratio, "<=", 0.02,
+          transform=lambda m: abs(m - 1.0),
+          reference=reference(0.0001, f"{REF_RUN}: interpolated 0.20471 vs GD 0.20469"),
+          when=lambda r: r["seeds"].interpolated_ratio.notna().all()),
 ]
 CHECKS = [
     Claim("construction_exact", "the GD construction = 1 GD step: max |ŷ_constr − ŷ_GD|",
@@ -96,6 +104,8 @@ SECTIONS = [
             "N·(−c·W_PV[y,y]) with c the mean x-diagonal of W_KQ (reference: η/N = 0.608).",
             "seeds"),
     Section("Input-scale sweep", table="input_scale"),
+    Section("Loss along the line from the trained (t = 0) to the constructed (t = 1) weights, "
+            "after the scale symmetry", table="interpolation"),
 ]
 
 
@@ -168,8 +178,9 @@ def measure(config: IclGdConfig, trained) -> dict[str, pd.DataFrame]:
                           ("test_loss", "pred_diff_rel", "pred_diff_abs", "sens_cos")}})
     seeds["loss_ratio"] = seeds.test_loss / gd_loss
     construction_attn = construction.blocks[0].attn
-    for column in ("kq_cos", "pv_cos", "product_cos", "effective_lr"):
+    for column in ("kq_cos", "pv_cos", "product_cos", "effective_lr", "interpolated_ratio"):
         seeds[column] = np.nan
+    path = []
     for i, model in enumerate(job.models):
         attn = lsa_head(model)
         if attn is None:
@@ -177,9 +188,20 @@ def measure(config: IclGdConfig, trained) -> dict[str, pd.DataFrame]:
         for key, value in weight_alignment(attn, construction_attn, d).items():
             seeds.loc[i, key] = float(value)
         seeds.loc[i, "effective_lr"] = float(effective_lr(attn, d, n))
+        if attn.qk().shape[0] == 1 and len(model.blocks) == 1:  # one head, one layer
+            for t in INTERPOLATION:
+                mid = eqx.tree_at(lambda m: m.blocks[0].attn, model,
+                                  interpolated_head(attn, construction_attn, d, t))
+                loss = float(query_loss(jax.vmap(mid)(tokens), eval_batch.y_query))
+                path.append({"seed": job.seeds[i], "t": t, "loss": loss,
+                             "ratio_to_gd": loss / gd_loss})
+                if t == 0.5:
+                    seeds.loc[i, "interpolated_ratio"] = loss / gd_loss
     tables = {"gd": pd.DataFrame([{"lr": lr, "loss": gd_loss, "n_context": n,
                                    "construction_max_abs_diff": construction_diff}]),
-              "seeds": seeds, "input_scale": input_scale_sweep(config, job.models, lr)}
+              "seeds": seeds, "input_scale": input_scale_sweep(config, job.models, lr),
+              "interpolation": pd.DataFrame(path, columns=["seed", "t", "loss",
+                                                          "ratio_to_gd"])}
     ckq, cpv = normalise_scale(construction_attn.qk()[0], construction_attn.pv()[0], d)
     matrices = {"construction_kq": ckq, "construction_pv": cpv}
     if lsa_head(job.models[0]) is not None:
@@ -191,6 +213,7 @@ def measure(config: IclGdConfig, trained) -> dict[str, pd.DataFrame]:
 
 
 SCALES = tuple(np.linspace(0.5, 2.0, 16))
+INTERPOLATION = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def input_scale_sweep(config: IclGdConfig, models, lr: float, scales=SCALES) -> pd.DataFrame:
