@@ -103,6 +103,7 @@ def test_function_classes_smoke_run(tmp_path):
     assert (run / "figures" / "ood_prompts.svg").exists()
 
 
+@pytest.mark.slow  # an end-to-end run; the baselines' own tests are in test_tree.py
 def test_decision_tree_run_has_the_tree_baselines(tmp_path):
     """Decision trees: the JAX depth-4 tree, scikit-learn's unbounded tree and XGBoost
     (the optional extra, installed with the test dependencies) are all reported."""
