@@ -22,7 +22,7 @@ run: venv
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2
 
 slow: venv
 	$(BIN)/python -m pytest -q -m slow

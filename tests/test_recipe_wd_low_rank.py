@@ -4,11 +4,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from iclab.cli import main
 from iclab.store import load_run
 
 
+@pytest.mark.slow  # an end-to-end run; test_quick_claims[wd-low-rank] checks the toy's claims
 def test_short_run_reaches_the_toy_closed_form_and_writes_every_table(tmp_path):
     """5,000 GD steps already put the toy's singular values on max(d_i − λ, 0) (λ = 0.5
     converges fastest); the transformer part is a 40-step smoke run."""
