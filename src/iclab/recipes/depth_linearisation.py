@@ -111,7 +111,8 @@ class DepthLinearisationConfig:
         optimizers: "adam" and/or "sgd" (one step each).
         block: the block whose branch is updated and read (0-based; the notes'
             ``branches.1``).
-        layer: the map of that branch that is updated (0: the first).
+        layer: the map of that branch that is updated (0: the first; the last map enters
+            the branch linearly, so its Δ is 0 up to rounding).
         preactivation_change: the base learning rate per optimiser is set so that, at the
             base depth, the step moves that map's pre-activations by this relative RMS
             (mean over initialisations; the step is linear in η, so this is exact).
