@@ -303,7 +303,8 @@ def test_coordinate_sizes_are_mean_absolute_activations():
 @pytest.mark.parametrize("module", ["iclab.parametrisation._scheme",
                                     "iclab.parametrisation._transforms",
                                     "iclab.instruments._coordinates",
-                                    "iclab.engine._coordinates",
+                                    pytest.param("iclab.engine._coordinates",
+                                                 marks=pytest.mark.slow),  # trains: 24 s
                                     "iclab.parametrisation._sweep",
                                     "iclab.instruments._transfer",
                                     "iclab.instruments._propagation"])
@@ -315,6 +316,7 @@ def test_docstring_examples_run(module):
     assert result.attempted > 0 and result.failed == 0
 
 
+@pytest.mark.slow  # four compilations of the probe program: 44 s
 def test_scaled_sharpness_and_ntk_follow_the_learning_rate_multipliers():
     """Under a parametrisation the probes read D^{1/2} H D^{1/2} and J D Jᵀ with D the
     per-array learning-rate multipliers: uniform D = c·I scales both by exactly c, and a
