@@ -63,6 +63,7 @@ def _cli(*args):
     return [sys.executable, "-m", "iclab.cli", *args]
 
 
+@pytest.mark.slow  # 44 s; test_executors kills a run (driver and workers) in make test
 def test_killed_run_keeps_its_metrics_and_resumes_to_the_same_numbers(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     full_root, killed_root = tmp_path / "full", tmp_path / "killed"

@@ -288,7 +288,7 @@ def test_an_ambiguous_or_missing_run_is_refused(tmp_path, capsys):
     assert main(["run", "--resume", "nothing", "--out", str(tmp_path)]) == 2
     assert "no run" in _one_error_line(capsys)
     assert main(["run", "--resume", "20260101-000000", "--dry-run", "--out", str(tmp_path)]) == 2
-    assert "--resume alone" in _one_error_line(capsys)
+    assert "--resume with at most executor options" in _one_error_line(capsys)
 
 
 # -- run states and the writer's lock ---------------------------------------------------

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from iclab._errors import ConfigError
+from iclab.framework._executors import Executor
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class RunCmd:
     dry_run: bool = False
     """check the config, the store root and the memory needed, print the jobs, write
     nothing."""
+    executor: Annotated[Executor, tyro.conf.OmitArgPrefixes] = Executor()
+    """where the jobs train: --executor local|process|slurm|ray and its options."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ def _resume(cmd: "RunCmd"):
 
     if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick or cmd.dry_run:
         raise ConfigError("--resume", cmd.resume,
-                          "--resume alone: the run's own config is reused")
+                          "--resume with at most executor options: the run's own config is "
+                          "reused")
     try:
         run = RunDir(check_run(find_run(cmd.resume, cmd.out)))
     except (FileNotFoundError, DamagedRun) as err:
@@ -175,11 +179,11 @@ def _rebuild(run, purpose: str):
     """(recipe, config, mode) from a run folder's config.json; ConfigError when it names
     no known recipe or does not rebuild a valid config of this iclab."""
     from iclab.config import from_dict, validate
-    from iclab.framework import get_recipe
+    from iclab.framework._recipe import saved_recipe
 
     saved = run.config()
     try:
-        recipe = get_recipe(saved.get("recipe"))
+        recipe = saved_recipe(saved)
         config = validate(from_dict(recipe.config_type, saved.get("config")))
     except ConfigError as err:
         raise ConfigError("run", str(run.path), "", message=(
@@ -222,14 +226,14 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
 
     # Claims compare float32 computations at ~1e-5: no TF32 / bf16 matmul passes on GPUs.
     jax.config.update("jax_default_matmul_precision", "highest")
-    from iclab.config import to_dict
     from iclab.engine import default_workers
     from iclab.framework import execute, prepare
     from iclab.framework._preflight import check_environment, check_memory
-    from iclab.framework._run import build_jobs, provenance
+    from iclab.framework._run import build_jobs, provenance, run_record
     from iclab.store import RunBusy, RunDir
 
     try:
+        cmd.executor.check()
         if cmd.resume is not None:
             run, recipe, config, mode = _resume(cmd)
             if run.status().get("status") == "complete":
@@ -252,9 +256,8 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
                 _plan(console, recipe, config, mode, jobs)
                 return 0
             run = RunDir.create(cmd.out, recipe.name,
-                                {"recipe": recipe.name, "mode": mode,
-                                 "overrides": list(cmd.set), "seeds": cmd.seeds,
-                                 "config": to_dict(config)},
+                                run_record(recipe, config, mode, cmd.set, cmd.seeds,
+                                           executor=cmd.executor),
                                 provenance=provenance(["iclab", *argv]))
     except ConfigError as err:
         return _fail(console, str(err))
@@ -267,12 +270,15 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
         console.print(f"run folder: {run.path}")
     previous = _terminate_like_ctrl_c()
     try:
-        claims, checks = execute(recipe, config, run, console=console, jobs=jobs)
+        outcome = execute(recipe, config, run, console=console, jobs=jobs,
+                          executor=cmd.executor)
     except RunBusy as err:
         return _fail(console, str(err))
     except KeyboardInterrupt:
         console.print(f"\ninterrupted: finished metrics are kept; continue with "
                       f"[bold]iclab run --resume {run.path}[/bold]")
+        if cmd.executor.kind in ("slurm", "ray"):
+            console.print(f"(the {cmd.executor.kind} jobs already submitted go on)")
         return 130
     except Exception as err:  # noqa: BLE001 - recorded in the run folder (state "failed")
         return _failed(run, err)
@@ -281,6 +287,11 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
             import signal
 
             signal.signal(signal.SIGTERM, previous)
+    if outcome is None:
+        console.print(f"jobs submitted; once they finished: [bold]iclab run --resume "
+                      f"{run.path}[/bold] measures and reports")
+        return 0
+    claims, checks = outcome
     _summary(console, recipe.name, mode, claims, checks)
     console.print(f"report: {run.path / 'report.html'}")
     return _exit_code(claims, checks)
@@ -424,11 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the claims table
         console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
-    cmd = tyro.extras.subcommand_cli_from_dict(
-        {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "report": ReportCmd,
-         "runs": RunsCmd, "show": ShowCmd},
-        prog="iclab", args=argv,
-        description="iclab: reproduce claims about how transformers learn, on a laptop CPU.")
+    try:
+        cmd = tyro.extras.subcommand_cli_from_dict(
+            {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "report": ReportCmd,
+             "runs": RunsCmd, "show": ShowCmd},
+            prog="iclab", args=argv,
+            description="iclab: reproduce claims about how transformers learn, on a laptop "
+                        "CPU.")
+    except ConfigError as err:  # an option's own check (e.g. --executor)
+        return _fail(console, str(err))
     if isinstance(cmd, ListCmd):
         return cmd_list(console)
     if isinstance(cmd, ConfigCmd):

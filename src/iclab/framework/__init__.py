@@ -4,6 +4,9 @@ and a declarative spec (claims, checks, figures, sections) evaluated on those ta
 See ``docs/writing-a-recipe.md``.
 """
 
+from iclab.framework._executors import Executor as Executor
+from iclab.framework._executors import ShardFailed as ShardFailed
+from iclab.framework._executors import train_shard as train_shard
 from iclab.framework._recipe import Job as Job
 from iclab.framework._recipe import Recipe as Recipe
 from iclab.framework._recipe import TrainedJob as TrainedJob

@@ -145,11 +145,50 @@ def recipes() -> dict[str, Recipe]:
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; a ``ConfigError`` listing the valid names otherwise."""
+    """The recipe called ``name``, or for ``"package.module:ATTR"`` the ``Recipe`` that
+    module defines as ``ATTR`` (a recipe of your own); a ``ConfigError`` listing the valid
+    names otherwise."""
+    if isinstance(name, str) and ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as err:
+            raise ConfigError("recipe", name, "", message=(
+                f"invalid value for 'recipe': {name!r} (module {module_name} cannot be "
+                f"imported: {err})")) from None
+        if not isinstance(found, Recipe):
+            raise ConfigError("recipe", name, f"MODULE:ATTR naming a Recipe; {module_name} "
+                              f"has no Recipe {attr!r}")
+        return found
     available = recipes()
     if name not in available:
-        raise ConfigError("recipe", name, ", ".join(available))
+        raise ConfigError("recipe", name, ", ".join(available) + ", or MODULE:ATTR")
     return available[name]
+
+
+def recipe_reference(recipe: Recipe) -> str:
+    """What rebuilds ``recipe`` in another process: its registry name, or
+    ``"module:ATTR"`` for a recipe of your own defined at a module's top level; a
+    ``ConfigError`` for one that no other process can import (defined in ``__main__``, or
+    inside a function)."""
+    if recipes().get(recipe.name) is recipe:
+        return recipe.name
+    import sys
+
+    module = sys.modules.get(getattr(recipe.experiment, "__module__", ""), None)
+    if module is not None and module.__name__ != "__main__":
+        for attr, value in vars(module).items():
+            if value is recipe:
+                return f"{module.__name__}:{attr}"
+    raise ConfigError("recipe", recipe.name, "", message=(
+        f"recipe {recipe.name!r} cannot be rebuilt by another process: define it at the top "
+        "level of an importable module (not __main__), or use --executor local"))
+
+
+def saved_recipe(saved: dict) -> Recipe:
+    """The recipe of a run folder's ``config.json`` (``recipe_ref`` when it names one of
+    your own, else the registry's ``recipe``)."""
+    return get_recipe(saved.get("recipe_ref") or saved.get("recipe"))
 
 
 def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None = None

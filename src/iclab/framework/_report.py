@@ -40,13 +40,14 @@ def read_tables(path: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def load_results(run, recipe=None) -> tuple[Any, Results]:
-    """The recipe of a run folder (found by name in the registry unless given) and its
-    ``Results`` (typed config, tables, metrics)."""
+    """The recipe of a run folder (unless given: the registry's, or the one of your own
+    that ``config.json``'s ``recipe_ref`` names) and its ``Results`` (typed config, tables,
+    metrics)."""
     from iclab.config import from_dict
-    from iclab.framework._recipe import get_recipe
+    from iclab.framework._recipe import saved_recipe
 
     saved = run.config()
-    recipe = recipe if recipe is not None else get_recipe(saved["recipe"])
+    recipe = recipe if recipe is not None else saved_recipe(saved)
     config = from_dict(recipe.config_type, saved["config"])
     return recipe, Results(config, read_tables(run.path), run.metrics(), saved.get("mode",
                                                                                     "full"))

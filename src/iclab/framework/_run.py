@@ -71,10 +71,14 @@ def one_line(err: BaseException) -> str:
 
 
 def execute(recipe: Recipe, config: Any, run, console=None,
-            model: Callable | None = None, jobs: list | None = None
-            ) -> tuple[list[dict], list[dict]]:
+            model: Callable | None = None, jobs: list | None = None, executor=None
+            ) -> tuple[list[dict], list[dict]] | None:
     """Train the recipe's jobs (resuming each from its checkpoint in ``run``), write the
     measured tables, evaluate the spec and render the report; mark the run complete.
+
+    With an ``executor`` other than local the unfinished jobs train there first (see
+    ``iclab.framework.Executor``); one that does not wait leaves the run "interrupted"
+    with its submitted jobs recorded, and returns None (``iclab run --resume`` measures).
 
     The run's lock is held throughout (``RunDir.hold``: a second writer gets
     ``RunBusy``). The run's state records the outcome: "complete"; "interrupted" on
@@ -89,9 +93,11 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         model: optional factory replacing the recipe's default model (see the recipe's
             docstring for the keywords it is called with).
         jobs: the recipe's jobs for this config, when ``prepare`` built them already.
+        executor: where the jobs train (an ``Executor``; default: this process).
 
     Returns:
-        The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``).
+        The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``), or
+        None when the jobs were submitted without waiting.
     """
     import traceback
 
@@ -99,7 +105,7 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         if run.status().get("status") != "running":
             run.set_status("running", resumed=_dt.datetime.now().isoformat(timespec="seconds"))
         try:
-            return _execute(recipe, config, run, console, model, jobs)
+            return _execute(recipe, config, run, console, model, jobs, executor)
         except KeyboardInterrupt:
             run.set_status("interrupted")
             raise
@@ -109,9 +115,18 @@ def execute(recipe: Recipe, config: Any, run, console=None,
             raise
 
 
-def _execute(recipe, config, run, console, model, jobs):
+def _execute(recipe, config, run, console, model, jobs, executor):
     if jobs is None:
         jobs = build_jobs(recipe, config, model)
+    if executor is not None and executor.kind != "local":
+        from iclab.framework._executors import dispatch
+
+        submitted = dispatch(executor, run, jobs, console)
+        if submitted is not None:
+            run.set_status("interrupted", submitted=submitted, executor=executor.kind,
+                           note="jobs submitted; `iclab run --resume` measures once they "
+                                "finished")
+            return None
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
     if console is not None:
         console.print("measuring …")
@@ -209,6 +224,30 @@ def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = N
     return recipe, validate(config), mode
 
 
+def run_record(recipe: Recipe, config: Any, mode: str, overrides, seeds: int | None,
+               model: Callable | None = None, executor=None) -> dict:
+    """A run folder's ``config.json``: the recipe (and ``recipe_ref``, what imports a
+    recipe of your own), mode, overrides, seeds and resolved config. With an executor
+    other than local the recipe must be importable by other processes (``ConfigError``)."""
+    from iclab._errors import ConfigError
+    from iclab.config import to_dict
+    from iclab.framework._recipe import recipe_reference
+
+    try:
+        ref = recipe_reference(recipe)
+    except ConfigError:
+        if executor is not None and executor.kind != "local":
+            raise
+        ref = None
+    record = {"recipe": recipe.name, "mode": mode, "overrides": list(overrides),
+              "seeds": seeds, "config": to_dict(config)}
+    if ref is not None and ref != recipe.name:
+        record["recipe_ref"] = ref
+    if model is not None:
+        record["model"] = getattr(model, "__qualname__", repr(model))
+    return record
+
+
 def accepts_model(recipe: Recipe) -> bool:
     """Whether the recipe's experiment takes a user model factory (``model=``)."""
     import inspect
@@ -218,7 +257,7 @@ def accepts_model(recipe: Recipe) -> bool:
 
 def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         set: tuple[str, ...] | list[str] = (), out: str = "runs", model: Callable | None = None,
-        console=None):
+        console=None, executor=None):
     """Run a recipe from Python and return its loaded run (``iclab.load_run``).
 
     Args:
@@ -230,6 +269,9 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         model: a factory in place of the recipe's default model, called as
             ``model(key, **context)`` with the keywords the recipe documents.
         console: a rich Console for progress (default: none).
+        executor: where the jobs train (``iclab.framework.Executor``; default: this
+            process's threads). A recipe given as an object, or a model factory, trains in
+            this process only.
 
     Example:
         >>> import iclab
@@ -237,7 +279,6 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         >>> run.claims[["id", "measured", "passed"]]  # doctest: +SKIP
     """
     from iclab._errors import ConfigError
-    from iclab.config import to_dict
     from iclab.store import RunDir, load_run
 
     recipe = name if isinstance(name, Recipe) else None
@@ -250,12 +291,15 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
             raise ConfigError("model", getattr(model, "__qualname__", model),
                               f"a recipe that takes a model factory ({takes}); "
                               f"{recipe.name} trains several kinds of model")
+    if executor is not None and executor.kind != "local":
+        if model is not None:
+            raise ConfigError("executor", executor.kind, "local for a model factory (other "
+                              "processes rebuild a run from its recipe and config)")
+        executor.check()
     recipe, config, mode, jobs = prepare(name, quick, seeds, tuple(set), out, model)
-    folder = RunDir.create(out, recipe.name, {"recipe": recipe.name, "mode": mode,
-                                              "overrides": list(set), "seeds": seeds,
-                                              "config": to_dict(config),
-                                              "model": None if model is None else
-                                              getattr(model, "__qualname__", repr(model))},
+    folder = RunDir.create(out, recipe.name, run_record(recipe, config, mode, set, seeds,
+                                                        model, executor),
                            provenance=provenance())
-    execute(recipe, config, folder, console=console, model=model, jobs=jobs)
+    execute(recipe, config, folder, console=console, model=model, jobs=jobs,
+            executor=executor)
     return load_run(folder.path)

@@ -122,22 +122,26 @@ class RunDir:
 
     # -- the writer's lock -------------------------------------------------------
     @contextlib.contextmanager
-    def hold(self):
+    def hold(self, name: str = "lock"):
         """Hold the run's lock (``lock``: an ``flock`` on a file in the folder) while
         writing it. The kernel drops the lock when the process dies, so a lock left by a
         killed process is simply taken over.
+
+        A process that trains one of the run's jobs for an executor holds that job's own
+        lock (``name="lock-job-{tag}"``) instead, beside the driver's.
 
         Raises:
             RunBusy: a live process holds it (the message names its pid, host and start).
         """
         import fcntl
 
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        fd = os.open(self.path / name, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunBusy(self.busy() or f"run {self.run_id} is being written") from None
+                raise RunBusy(self.busy(name) or f"run {self.run_id} is being written"
+                              ) from None
             record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "since": _now()}).encode()
             os.ftruncate(fd, 0)
@@ -146,20 +150,22 @@ class RunDir:
         finally:
             os.close(fd)  # releases the flock
 
-    def busy(self) -> str | None:
+    def busy(self, name: str = "lock") -> str | None:
         """"run … is being written by pid P on H (since T)" when a live process holds the
-        lock, else None."""
-        holder = self.lock_holder()
+        lock ``name``, else None."""
+        holder = self.lock_holder(name)
         if holder is None:
             return None
-        return (f"run {self.run_id} is being written by pid {holder.get('pid', '?')} on "
+        what = "" if name == "lock" else f" ({name.removeprefix('lock-')})"
+        return (f"run {self.run_id}{what} is being written by pid {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')} (since {holder.get('since', '?')})")
 
-    def lock_holder(self) -> dict | None:
-        """Who holds the lock ({pid, host, since}), or None when no live process does."""
+    def lock_holder(self, name: str = "lock") -> dict | None:
+        """Who holds the lock ``name`` ({pid, host, since}), or None when no live process
+        does."""
         import fcntl
 
-        path = self.path / "lock"
+        path = self.path / name
         if not path.exists():
             return None
         try:
