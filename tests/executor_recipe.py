@@ -18,6 +18,7 @@ class PairConfig:
         task: the regression task.
         train: the training length (both jobs).
         lrs: one job per learning rate.
+        fail: the measurement raises (a point that crashes).
     """
 
     task: LinearRegressionTask = field(default_factory=lambda: LinearRegressionTask(
@@ -25,6 +26,7 @@ class PairConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=60, batch_size=64, eval_every=20, seeds=2))
     lrs: tuple[float, ...] = (0.01, 0.003)
+    fail: bool = False
 
 
 def _experiment(config):
@@ -36,6 +38,8 @@ def _experiment(config):
 
 
 def _measure(config, trained):
+    if config.fail:
+        raise RuntimeError("this point fails on purpose")
     return {"final": pd.DataFrame([{"job": tag, "seed": s, "loss": float(loss)}
                                    for tag, job in trained.items()
                                    for s, loss in zip(job.seeds, job.final["test_loss"],

@@ -1,4 +1,4 @@
-"""``iclab list | config | run | report | runs | show`` (tyro subcommands).
+"""``iclab list | config | run | sweep | report | runs | show`` (tyro subcommands).
 
 Exit codes of ``iclab run``: 0 when the run completes and every claim passes, 1
 when it completes with a failing claim or check (or fails: state "failed", the error
@@ -65,11 +65,50 @@ class ReportCmd:
 
 
 @dataclass(frozen=True)
+class SweepCmd:
+    """Run a recipe at many points of its config; each point is a run folder keyed by a
+    hash of its resolved config, so a finished point is reused.
+
+    Example: iclab sweep lr-transfer --quick --grid optim.lr=0.01,0.03 --grid model.dim=16,32
+    """
+
+    recipe: tyro.conf.Positional[str]
+    """recipe name (see ``iclab list``) or MODULE:ATTR."""
+    grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """an axis KEY=V1,V2,... (repeatable; all combinations); ';' separates the values of a
+    tuple-valued key."""
+    zip: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """an axis KEY=V1,V2,... varied together with the other --zip axes (equal lengths)."""
+    random: int | None = None
+    """sample N points: of the grid (without replacement), or with --range N draws."""
+    range: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """a drawn axis KEY=LOW:HIGH (uniform), KEY=LOW:HIGH:log or KEY=LOW:HIGH:int (needs
+    --random)."""
+    seed: int = 0
+    """seed of the random draws."""
+    quick: bool = False
+    """the quick mode as base."""
+    seeds: int | None = None
+    """seeds per point."""
+    set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """a KEY=VALUE every point gets (repeatable)."""
+    out: Path = Path("runs")
+    """root folder of the run folders."""
+    mode: str = "cached"
+    """cached (reuse finished points, resume interrupted ones), retry (also rerun failed
+    ones), force (rerun every point), dry-run (print the plan, write nothing)."""
+    executor: Annotated[Executor, tyro.conf.OmitArgPrefixes] = Executor()
+    """where each point's jobs train: --executor local|process|slurm|ray and its options."""
+
+
+@dataclass(frozen=True)
 class RunsCmd:
-    """List the runs under the store root."""
+    """List the runs under the store root (or the points of one sweep)."""
 
     out: Path = Path("runs")
     """root folder of the run folders."""
+    sweep: str | None = None
+    """list the points of this sweep (an id or unique prefix) with their swept values."""
 
 
 @dataclass(frozen=True)
@@ -344,19 +383,116 @@ def cmd_report(cmd: ReportCmd, console: Console) -> int:
     return _exit_code(claims, checks)
 
 
-def cmd_runs(cmd: RunsCmd, console: Console) -> int:
+_COLOUR = {"complete": "green", "running": "cyan", "interrupted": "yellow",
+           "failed": "red", "damaged": "red", "missing": "red"}
+
+
+def _warned(read):
+    """``read()``, each ``DamagedRunWarning`` it raises printed as one line on stderr."""
     import warnings
 
-    from iclab.store import DamagedRunWarning, list_runs
+    from iclab.store import DamagedRunWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DamagedRunWarning)
-        runs = list_runs(cmd.out)
+        value = read()
     err = Console(stderr=True)
     for warning in caught:
         if issubclass(warning.category, DamagedRunWarning):
             err.print(f"[yellow]warning:[/yellow] {escape(str(warning.message))}",
                       highlight=False, soft_wrap=True)
+    return value
+
+
+def _sweep_table(console: Console, root: Path, sweep_id: str) -> "object":
+    """Print a sweep's points (swept values, run id, state, claims) and return them."""
+    from iclab.store._sweeps import load_sweep
+
+    record, points = _warned(lambda: load_sweep(sweep_id, root))
+    table = Table(title=f"sweep {record['id']} of {record['recipe']} ({record['mode']}): "
+                        f"{len(points)} points")
+    columns = [a for a in record["axes"] if a in points.columns]
+    for column in [*columns, "run id", "state", "claims"]:
+        table.add_column(column, no_wrap=column in ("run id", "state"))
+    for row in points.to_dict("records"):
+        cells = [escape(str(row[c])) for c in columns]
+        colour = _COLOUR.get(row["state"], "white")
+        table.add_row(*cells, escape(row["run_id"]), f"[{colour}]{row['state']}[/]",
+                      escape(str(row["claims"])))
+    console.print(table)
+    for row in points.to_dict("records"):
+        if row["state"] == "failed" and row.get("error"):
+            console.print(f"failed {row['run_id']}: {escape(str(row['error']))}",
+                          highlight=False, soft_wrap=True)
+    return points
+
+
+def cmd_sweep(cmd: SweepCmd, console: Console, argv: list[str]) -> int:
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "highest")  # as iclab run
+    from iclab.framework._sweep import Sweep, resolve, run_sweep
+
+    sweep = Sweep(cmd.recipe, quick=cmd.quick, seeds=cmd.seeds, base=cmd.set, grid=cmd.grid,
+                  zip=cmd.zip, random=cmd.random, ranges=cmd.range, seed=cmd.seed)
+    try:
+        if cmd.mode == "dry-run":
+            cmd.executor.check()
+            return _sweep_plan(console, sweep, cmd.out)
+        sweep_id, states = run_sweep(sweep, cmd.out, cmd.mode, cmd.executor, console,
+                                     ["iclab", *argv])
+    except ConfigError as err:
+        return _fail(console, str(err))
+    except KeyboardInterrupt:
+        sweep_id, _ = resolve(sweep, cmd.out)
+        console.print(f"\ninterrupted: finished points are kept; the same command "
+                      f"continues sweep {sweep_id}")
+        return 130
+    _sweep_table(console, cmd.out, sweep_id)
+    for state in states:
+        if state.startswith("refused"):
+            console.print(f"[red]{escape(state)}[/red]", highlight=False, soft_wrap=True)
+    console.print(f"sweep report: {cmd.out / '_sweeps' / (sweep_id + '.html')}")
+    return 0 if all(s == "complete" for s in states) else 1
+
+
+def _sweep_plan(console: Console, sweep, root: Path) -> int:
+    """``--mode dry-run``: every point, its state and what the sweep would do; its jobs and
+    their static shapes (jobs of one shape compile to one program); nothing written."""
+    from iclab.framework._run import build_jobs
+    from iclab.framework._sweep import job_shape, plan, resolve
+
+    sweep_id, points = resolve(sweep, root)
+    states, todo = plan(points, "cached")
+    table = Table(title=f"sweep {sweep_id} of {points[0].recipe.name} ({points[0].mode}): "
+                        f"{len(points)} points, nothing written")
+    for column in [*sweep.axes(), "run id", "state", "would", "jobs"]:
+        table.add_column(column, no_wrap=column in ("run id", "state"))
+    shapes, jobs_total = {}, 0
+    for point, state, what in zip(points, states, todo, strict=True):
+        jobs = build_jobs(point.recipe, point.config)
+        jobs_total += len(jobs)
+        for job in jobs:
+            shapes.setdefault(job_shape(job), []).append(job.tag)
+        table.add_row(*[escape(point.values.get(k, "")) for k in sweep.axes()],
+                      point.run_id, state, what, str(len(jobs)))
+    console.print(table)
+    console.print(f"{jobs_total} job(s) in {len(shapes)} static shape(s); each job is one "
+                  f"program (packing same-shape jobs into one is not built yet)",
+                  highlight=False)
+    return 0
+
+
+def cmd_runs(cmd: RunsCmd, console: Console) -> int:
+    from iclab.store import list_runs
+
+    if cmd.sweep is not None:
+        try:
+            _sweep_table(console, cmd.out, cmd.sweep)
+        except FileNotFoundError as err:
+            return _fail(console, str(err))
+        return 0
+    runs = _warned(lambda: list_runs(cmd.out))
     if runs.empty:
         console.print(f"no runs under {cmd.out}/")
         return 0
@@ -367,13 +503,11 @@ def cmd_runs(cmd: RunsCmd, console: Console) -> int:
         keep = column in ("run id", "state", "mode", "claims", "duration")
         table.add_column(column, overflow="fold", no_wrap=keep,
                          min_width=widest if column == "run id" else None)
-    colour = {"complete": "green", "running": "cyan", "interrupted": "yellow",
-              "failed": "red", "damaged": "red"}
     for row in runs.to_dict("records"):
         started = str(row["started"]).replace("T", " ")[:16]
         cells = [escape(str(row[c])) for c in ("recipe", "run_id", "state", "mode",
                                                 "overrides", "claims")]
-        cells[2] = f"[{colour.get(row['state'], 'white')}]{cells[2]}[/]"
+        cells[2] = f"[{_COLOUR.get(row['state'], 'white')}]{cells[2]}[/]"
         table.add_row(*cells, escape(started), escape(str(row["duration"])))
     console.print(table)
     for row in runs.to_dict("records"):
@@ -437,8 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
-            {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "report": ReportCmd,
-             "runs": RunsCmd, "show": ShowCmd},
+            {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "sweep": SweepCmd,
+             "report": ReportCmd, "runs": RunsCmd, "show": ShowCmd},
             prog="iclab", args=argv,
             description="iclab: reproduce claims about how transformers learn, on a laptop "
                         "CPU.")
@@ -450,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_config(cmd, console)
     if isinstance(cmd, RunCmd):
         return cmd_run(cmd, console, argv)
+    if isinstance(cmd, SweepCmd):
+        return cmd_sweep(cmd, console, argv)
     if isinstance(cmd, ReportCmd):
         return cmd_report(cmd, console)
     if isinstance(cmd, RunsCmd):

@@ -149,7 +149,12 @@ def get_recipe(name: str) -> Recipe:
     module defines as ``ATTR`` (a recipe of your own); a ``ConfigError`` listing the valid
     names otherwise."""
     if isinstance(name, str) and ":" in name:
+        import os
+        import sys
+
         module_name, _, attr = name.partition(":")
+        if os.getcwd() not in sys.path:  # as ``python -m`` would: a module beside you
+            sys.path.insert(0, os.getcwd())
         try:
             found = getattr(importlib.import_module(module_name), attr, None)
         except ImportError as err:

@@ -75,6 +75,18 @@ def _svg(fig) -> str:
     return buffer.getvalue()
 
 
+def inline_svg(svg: str, prefix: str) -> str:
+    """An SVG document's ``<svg>`` element for inlining into a page, every element id (and
+    each reference to one) prefixed with ``prefix`` so that several figures on one page
+    have unique ids (matplotlib names clip paths and glyphs alike in every figure)."""
+    import re
+
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    svg = re.sub(r'(href=")#([^"]+)"', lambda m: f'{m.group(1)}#{prefix}-{m.group(2)}"', svg)
+    return re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+
+
 def _text(value, results: Results) -> str:
     return value(results) if callable(value) else value
 
@@ -94,7 +106,7 @@ def _draw_figures(recipe, results: Results, folder: Path) -> tuple[list[dict], l
             skipped.append(f"{spec.name} ({type(err).__name__}: {err})")
             continue
         (folder / f"{spec.name}.svg").write_text(svg)
-        figures.append({"name": spec.name, "svg": svg[svg.index("<svg"):],
+        figures.append({"name": spec.name, "svg": inline_svg(svg, f"fig{len(figures)}"),
                         "caption": _text(spec.caption, results)})
     return figures, skipped
 

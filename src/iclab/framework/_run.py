@@ -179,20 +179,25 @@ def prepare(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
     Raises:
         ConfigError: the first problem found (nothing has been written).
     """
-    from iclab.engine import default_workers
+    recipe, config, mode = make_config(name, quick, seeds, overrides)
+    return recipe, config, mode, preflight(recipe, config, overrides, out, model)
+
+
+def preflight(recipe: Recipe, config: Any, overrides=(), out: str | None = None,
+              model: Callable | None = None) -> list:
+    """The checks of ``prepare`` after the config: the store root, the environment, the
+    jobs (built) and their memory; returns the jobs (``ConfigError`` on a problem)."""
+    from iclab.engine import check_training, default_workers
     from iclab.framework._preflight import check_environment, check_memory, check_store_root
 
-    recipe, config, mode = make_config(name, quick, seeds, overrides)
     if out is not None:
         check_store_root(out)
     check_environment()
     jobs = build_jobs(recipe, config, model)
-    from iclab.engine import check_training
-
     for job in jobs:
         check_training(job.problem, job.optim, job.train)
     check_memory(jobs, overrides, workers=recipe.workers or default_workers())
-    return recipe, config, mode, jobs
+    return jobs
 
 
 def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = None,

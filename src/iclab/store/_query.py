@@ -99,7 +99,7 @@ def _run_row(run: Path) -> dict:
 
 def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
     """One row per run folder under ``root`` (in run-id order: ids begin with the start
-    time), damaged ones included.
+    time; a sweep's points, ``cfg-HASH``, come after), damaged ones included.
 
     Columns: recipe, run_id, state (running, interrupted, failed, complete, damaged),
     mode, overrides, claims (passed/total), started, duration, problem (what is damaged,
@@ -109,7 +109,7 @@ def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=RUN_COLUMNS)
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    return frame.sort_values("run_id", ignore_index=True)  # ids sort by start time
+    return frame.sort_values("run_id", ignore_index=True)
 
 
 def query(sql: str, *roots: str | os.PathLike) -> pd.DataFrame:
