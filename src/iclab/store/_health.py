@@ -31,7 +31,8 @@ def run_folders(roots: list[Path]) -> list[Path]:
             continue
         if not root.is_dir():
             continue
-        for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        for folder in sorted(p for p in root.glob("*/*") if p.is_dir()
+                             and not p.name.startswith(".")):  # (.creating-*: being made)
             if any((folder / m).exists() for m in _MARKERS):
                 found.append(folder)
     return found

@@ -109,16 +109,34 @@ class RunDir:
             run_id: default ``new_run_id()``.
             provenance: written as ``provenance.json`` (versions, command line, device).
         """
-        run_id = run_id or new_run_id()
-        run = cls(Path(root) / recipe / run_id)
-        run.path.mkdir(parents=True, exist_ok=False)
-        (run.path / "metrics").mkdir()
-        (run.path / "figures").mkdir()
-        _atomic_write_json(run.path / "config.json", config)
-        if provenance is not None:
-            _atomic_write_json(run.path / "provenance.json", provenance)
-        run.set_status("running", recipe=recipe, run_id=run_id, started=_now())
-        return run
+        import shutil
+
+        given = run_id is not None
+        parent = Path(root) / recipe
+        parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(8):  # a generated id taken by another process: draw again
+            run_id = run_id if given else new_run_id()
+            final = parent / run_id
+            # written in a hidden folder, then renamed: a listing never sees half a run
+            draft = cls(parent / f".creating-{run_id}-{os.getpid()}-{secrets.token_hex(2)}")
+            draft.path.mkdir()
+            try:
+                (draft.path / "metrics").mkdir()
+                (draft.path / "figures").mkdir()
+                _atomic_write_json(draft.path / "config.json", config)
+                if provenance is not None:
+                    _atomic_write_json(draft.path / "provenance.json", provenance)
+                draft.set_status("running", recipe=recipe, run_id=run_id, started=_now())
+                if final.exists():
+                    raise FileExistsError(str(final))
+                os.rename(draft.path, final)  # fails if another process made it meanwhile
+            except OSError:
+                shutil.rmtree(draft.path, ignore_errors=True)
+                if given or not final.exists():
+                    raise
+                continue
+            return cls(final)
+        raise FileExistsError(f"no free run id under {parent}")
 
     # -- the writer's lock -------------------------------------------------------
     @contextlib.contextmanager
