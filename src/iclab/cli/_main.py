@@ -20,6 +20,7 @@ from rich.table import Table
 
 from iclab._errors import ConfigError
 from iclab.framework._executors import Executor
+from iclab.store._sinks import Tracking
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class RunCmd:
     nothing."""
     executor: Annotated[Executor, tyro.conf.OmitArgPrefixes] = Executor()
     """where the jobs train: --executor local|process|slurm|ray and its options."""
+    tracking: Annotated[Tracking, tyro.conf.OmitArgPrefixes] = Tracking()
+    """tracker sinks: --track tensorboard|wandb (repeatable); logging only."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
 
     try:
         cmd.executor.check()
+        cmd.tracking.check()
         if cmd.resume is not None:
             run, recipe, config, mode = _resume(cmd)
             if run.status().get("status") == "complete":
@@ -310,7 +314,7 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
     previous = _terminate_like_ctrl_c()
     try:
         outcome = execute(recipe, config, run, console=console, jobs=jobs,
-                          executor=cmd.executor)
+                          executor=cmd.executor, tracking=cmd.tracking)
     except RunBusy as err:
         return _fail(console, str(err))
     except KeyboardInterrupt:

@@ -71,8 +71,8 @@ def one_line(err: BaseException) -> str:
 
 
 def execute(recipe: Recipe, config: Any, run, console=None,
-            model: Callable | None = None, jobs: list | None = None, executor=None
-            ) -> tuple[list[dict], list[dict]] | None:
+            model: Callable | None = None, jobs: list | None = None, executor=None,
+            tracking=None) -> tuple[list[dict], list[dict]] | None:
     """Train the recipe's jobs (resuming each from its checkpoint in ``run``), write the
     measured tables, evaluate the spec and render the report; mark the run complete.
 
@@ -94,6 +94,8 @@ def execute(recipe: Recipe, config: Any, run, console=None,
             docstring for the keywords it is called with).
         jobs: the recipe's jobs for this config, when ``prepare`` built them already.
         executor: where the jobs train (an ``Executor``; default: this process).
+        tracking: tracker sinks for the metric rows (``iclab.store.Tracking``); the rows
+            of jobs trained by another executor are sent once they finished.
 
     Returns:
         The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``), or
@@ -104,6 +106,8 @@ def execute(recipe: Recipe, config: Any, run, console=None,
     with run.hold():
         if run.status().get("status") != "running":
             run.set_status("running", resumed=_dt.datetime.now().isoformat(timespec="seconds"))
+        if tracking is not None and tracking.track:
+            run.sinks = tracking.open(run, warn=_warner(console))
         try:
             return _execute(recipe, config, run, console, model, jobs, executor)
         except KeyboardInterrupt:
@@ -113,6 +117,23 @@ def execute(recipe: Recipe, config: Any, run, console=None,
             run.write_text("traceback.txt", traceback.format_exc())
             run.set_status("failed", error=one_line(err))
             raise
+        finally:
+            if run.sinks is not None:
+                run.sinks.close()
+                run.sinks = None
+
+
+def _warner(console):
+    """A one-line warning on ``console`` (none without one)."""
+    if console is None:
+        return None
+
+    def warn(message: str) -> None:
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+
+    return warn
 
 
 def _execute(recipe, config, run, console, model, jobs, executor):
@@ -127,6 +148,9 @@ def _execute(recipe, config, run, console, model, jobs, executor):
                            note="jobs submitted; `iclab run --resume` measures once they "
                                 "finished")
             return None
+        if run.sinks is not None:  # the workers wrote their rows without the sinks
+            rows = run.metrics()
+            run.sinks.log({c: rows[c].tolist() for c in ("step", "seed", "metric", "value")})
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
     if console is not None:
         console.print("measuring …")
@@ -262,7 +286,7 @@ def accepts_model(recipe: Recipe) -> bool:
 
 def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         set: tuple[str, ...] | list[str] = (), out: str = "runs", model: Callable | None = None,
-        console=None, executor=None):
+        console=None, executor=None, tracking=None):
     """Run a recipe from Python and return its loaded run (``iclab.load_run``).
 
     Args:
@@ -277,6 +301,7 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         executor: where the jobs train (``iclab.framework.Executor``; default: this
             process's threads). A recipe given as an object, or a model factory, trains in
             this process only.
+        tracking: tracker sinks (``iclab.store.Tracking(track=("tensorboard",))``).
 
     Example:
         >>> import iclab
@@ -305,6 +330,8 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
     folder = RunDir.create(out, recipe.name, run_record(recipe, config, mode, set, seeds,
                                                         model, executor),
                            provenance=provenance())
+    if tracking is not None:
+        tracking.check()
     execute(recipe, config, folder, console=console, model=model, jobs=jobs,
-            executor=executor)
+            executor=executor, tracking=tracking)
     return load_run(folder.path)

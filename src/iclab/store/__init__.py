@@ -35,3 +35,9 @@ from iclab.store._run import RunBusy as RunBusy
 from iclab.store._run import RunDir as RunDir
 from iclab.store._run import new_run_id as new_run_id
 from iclab.store._run import strict_json as strict_json
+from iclab.store._sinks import MetricSink as MetricSink
+from iclab.store._sinks import Sinks as Sinks
+from iclab.store._sinks import SinkWarning as SinkWarning
+from iclab.store._sinks import TensorBoardSink as TensorBoardSink
+from iclab.store._sinks import Tracking as Tracking
+from iclab.store._sinks import WandbSink as WandbSink

@@ -95,6 +95,7 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.sinks = None  # optional tracker sinks (``iclab.store.Sinks``) for metric rows
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -248,6 +249,8 @@ class RunDir:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         _atomic_write_bytes(self.path / "metrics" / f"{part}.parquet", sink.getvalue().to_pybytes())
+        if self.sinks is not None:
+            self.sinks.log(rows)
 
     def metric_parts(self) -> list[Path]:
         return sorted((self.path / "metrics").glob("*.parquet"))
