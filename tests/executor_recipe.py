@@ -7,7 +7,7 @@ import jax
 import pandas as pd
 
 from iclab.engine import OptimConfig, TrainConfig, regression_problem
-from iclab.framework import Claim, Job, Recipe
+from iclab.framework import Claim, Figure, Job, Recipe
 from iclab.models import LSATransformer, LSATransformerConfig
 from iclab.tasks import LinearRegressionTask
 
@@ -46,8 +46,25 @@ def _measure(config, trained):
                                                       strict=True)])}
 
 
+def _curves(results):
+    from iclab.report import figure, plot_metric_by_seed, style
+
+    fig, axes = figure(2)
+    for i, lr in enumerate(results.config.lrs):
+        plot_metric_by_seed(axes[0], results.metrics, f"lr{lr:g}/test_loss", f"lr {lr:g}",
+                            color=f"C{i}")
+    style(axes[0], "step", "test loss (log scale)", yscale="log", legend=7)
+    final = results["final"]
+    axes[1].bar(final.job + "/" + final.seed.astype(str), final.loss)
+    style(axes[1], "job/seed", "final test loss")
+    return fig
+
+
 RECIPE = Recipe(name="pair", title="pair", description="two jobs, for the executors' tests",
                 paper="-", config_type=PairConfig, full=PairConfig, quick=PairConfig,
                 experiment=_experiment, measure=_measure,
+                figures=[Figure("curves", "Test loss per job (log) and final loss.", _curves),
+                         Figure("again", "The same figure again (a second inline SVG).",
+                                _curves)],
                 claims=[Claim("finite", "the loss is small", lambda r: r["final"].loss, "<=",
                               10.0)])

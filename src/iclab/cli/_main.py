@@ -1,4 +1,4 @@
-"""``iclab list | config | run | sweep | report | runs | show`` (tyro subcommands).
+"""``iclab list | config | run | sweep | report | runs | index | show`` (tyro subcommands).
 
 Exit codes of ``iclab run``: 0 when the run completes and every claim passes, 1
 when it completes with a failing claim or check (or fails: state "failed", the error
@@ -112,6 +112,15 @@ class RunsCmd:
     """root folder of the run folders."""
     sweep: str | None = None
     """list the points of this sweep (an id or unique prefix) with their swept values."""
+
+
+@dataclass(frozen=True)
+class IndexCmd:
+    """Write ROOT/index.html: every run with its claims status and report link, the
+    sweeps, and each recipe's runs side by side."""
+
+    out: Path = Path("runs")
+    """root folder of the run folders."""
 
 
 @dataclass(frozen=True)
@@ -576,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
             {"list": ListCmd, "config": ConfigCmd, "run": RunCmd, "sweep": SweepCmd,
-             "report": ReportCmd, "runs": RunsCmd, "show": ShowCmd},
+             "report": ReportCmd, "runs": RunsCmd, "index": IndexCmd, "show": ShowCmd},
             prog="iclab", args=argv,
             description="iclab: reproduce claims about how transformers learn, on a laptop "
                         "CPU.")
@@ -594,4 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(cmd, console)
     if isinstance(cmd, RunsCmd):
         return cmd_runs(cmd, console)
+    if isinstance(cmd, IndexCmd):
+        from iclab.framework._index import write_index
+
+        console.print(f"index: {_warned(lambda: write_index(cmd.out))}")
+        return 0
     return cmd_show(cmd, console)
