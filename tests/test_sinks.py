@@ -51,9 +51,11 @@ def test_tensorboard_and_wandb_offline_get_every_row(tmp_path):
     from tensorboardX.proto import event_pb2
     from wandb.proto import wandb_internal_pb2
 
-    run = iclab.run(RECIPE, out=tmp_path, tracking=Tracking(track=("tensorboard", "wandb")))
+    run = iclab.run(RECIPE, out=tmp_path, set=["train.steps=20", "train.eval_every=10"],
+                    tracking=Tracking(track=("tensorboard", "wandb")))
     expected = _expected(run)
-    assert len(expected) == 28
+    assert len(expected) == 2 * 2 * (3 + 2)  # jobs × seeds × (test loss at 0, 10, 20 and
+    #                                          train loss at 10, 20)
     (events,) = list((run.path / "tensorboard").glob("events.out.tfevents.*"))
     logged = {}
     for payload in _records(events.read_bytes(), 0, None):
