@@ -1,3 +1,4 @@
+import json
 import threading
 
 import jax
@@ -117,6 +118,12 @@ def test_early_stopping_rule_holds_across_resume(tmp_path):
     resumed = small_trainer(steps=100).fit(batch, run=run, stop=stop)  # stops at once
     assert int(resumed.step[0]) == 40 and seen[-1] == 40
     assert sorted(run.metrics().step.unique()) == [0, 20, 40]
+    # through fit_concurrently (every recipe's path) a job its rule stopped is final
+    other = RunDir.create(tmp_path, "unit", {})
+    fit_concurrently([FitJob(small_trainer(steps=100), batch, tag="x", stop=stop)], run=other)
+    assert json.loads((other.path / "checkpoint-x.json").read_text()) == {"step": 40,
+                                                                          "stopped": True}
+    assert other.finished_checkpoints({"checkpoint-x": 100}) == {"checkpoint-x"}
 
 
 def test_metrics_rows_are_long_format(tmp_path):
@@ -218,6 +225,7 @@ def test_concurrent_training_stops_the_others_on_failure_and_resumes(tmp_path):
     stopped_at = run.checkpoint_step("checkpoint-long")
     assert 20 < stopped_at < 400  # cancelled after the failure, just after a checkpoint
     assert run.checkpoint_steps()["checkpoint-long"] == stopped_at
+    assert run.finished_checkpoints({"checkpoint-long": 400}) == set()  # cancelled: not final
     resumed = fit_concurrently([FitJob(trainer, batch, tag="long")], run=run)
     assert tree_allclose(resumed[0].params, reference.params, rtol=0, atol=0)
 

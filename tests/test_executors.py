@@ -24,8 +24,8 @@ from iclab.store import RunDir
 
 HERE = Path(__file__).parent
 REF = "executor_recipe:RECIPE"
-# long enough (2 × 2000 steps) to be killed mid-way, short enough for make test
-LONG = ["train.steps=2000", "train.eval_every=100", "train.batch_size=512"]
+# long enough (2 × 1000 steps) to be killed mid-way, short enough for make test
+LONG = ["train.steps=1000", "train.eval_every=50", "train.batch_size=256"]
 
 
 def _one_error_line(capsys) -> str:
@@ -74,6 +74,9 @@ def test_shards_start_with_the_costliest_jobs_and_only_unfinished_jobs_are_sent(
     run.save_checkpoint({"x": np.zeros(1)}, jobs[1].train.steps, "checkpoint-b")
     run.save_checkpoint({"x": np.zeros(1)}, 20, "checkpoint-a")
     assert [job.tag for job in unfinished(run, jobs)] == ["a", "c"]
+    run.mark_stopped(20, "checkpoint-a")  # its own stopping rule ended it: final
+    assert [job.tag for job in unfinished(run, jobs)] == ["c"]
+    assert run.checkpoint_steps()["checkpoint-a"] == 20
 
 
 def test_a_recipe_of_your_own_is_referenced_by_module_and_a_main_one_is_refused():
@@ -103,7 +106,7 @@ def test_a_process_run_killed_mid_way_resumes_locally_to_a_local_runs_numbers(tm
     deadline = time.time() + 300
     while time.time() < deadline:
         records = list(root.glob("pair/*/checkpoint-*.json")) if root.exists() else []
-        if records and any(json.loads(p.read_text() or '{"step": 0}')["step"] >= 100
+        if records and any(json.loads(p.read_text() or '{"step": 0}')["step"] >= 50
                            for p in records):
             break
         time.sleep(0.01)
@@ -112,7 +115,7 @@ def test_a_process_run_killed_mid_way_resumes_locally_to_a_local_runs_numbers(tm
     (path,) = list(root.glob("pair/*"))
     run = RunDir(path)
     steps = run.checkpoint_steps()
-    assert any(step < 2000 for step in steps.values()) or len(steps) < 2, steps
+    assert any(step < 1000 for step in steps.values()) or len(steps) < 2, steps
     assert iclab.store.state(path) == "interrupted"
     assert sorted(p.name for p in (path / "executor").glob("shard-*.log")) == [
         "shard-0.log", "shard-1.log"]

@@ -5,6 +5,7 @@ recorded and the rest finish; the points are read back through DuckDB."""
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,26 @@ def test_a_sweep_runs_caches_retries_and_reads_its_points(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("complete") == 2 and out.count("failed") >= 2
     assert main(["runs", "--out", str(tmp_path), "--sweep", "s-nothing"]) == 2
+
+
+def test_points_trained_together_by_the_process_executor_match_one_by_one(tmp_path):
+    """With --executor process every point's jobs go to one pool of processes, then each
+    point is measured here: the same numbers as a sweep run point by point locally."""
+    from iclab.framework import Executor
+    from iclab.store import load_run
+
+    sweep = Sweep(REF, base=("train.steps=20", "train.eval_every=10", "train.seeds=1"),
+                  grid=("lrs=0.01;0.02,0.03",))
+    local_id, local = run_sweep(sweep, tmp_path / "local")
+    pooled_id, pooled = run_sweep(sweep, tmp_path / "pooled",
+                                  executor=Executor("process", workers=2))
+    assert local_id == pooled_id and local == pooled == ["complete", "complete"]
+    for a, b in zip(load_sweep(local_id, tmp_path / "local")[1].path,
+                    load_sweep(pooled_id, tmp_path / "pooled")[1].path, strict=True):
+        assert Path(a).name == Path(b).name  # the same config hash
+        ma, mb = load_run(a).metrics, load_run(b).metrics
+        assert ma.equals(mb)
+        assert len(list((Path(b) / "executor").glob("shard-*.log"))) >= 1
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):

@@ -102,8 +102,14 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
             # (each has just checkpointed there), so a resumed run continues from it.
             return cancelled.is_set() or (job.stop is not None and job.stop(step, metrics))
 
-        return job.trainer.fit(job.eval_data, run=run, progress=progress, tag=job.tag,
-                               stop=stop, log=log)
+        state = job.trainer.fit(job.eval_data, run=run, progress=progress, tag=job.tag,
+                                stop=stop, log=log)
+        step = int(state.step[0])
+        if run is not None and job.stop is not None and not cancelled.is_set() \
+                and step < job.trainer.train.steps:
+            # its own rule stopped it: the checkpoint is final (no executor resends it)
+            run.mark_stopped(step, f"checkpoint-{job.tag}" if job.tag else "checkpoint")
+        return state
 
     def fit_all(add_bar) -> list[TrainState]:
         if workers == 1 or len(jobs) <= 1:  # (a recipe that trains nothing: no jobs)

@@ -121,16 +121,24 @@ def shards(jobs: Sequence, jobs_per_shard: int) -> list[list[str]]:
     return [tags[i:i + jobs_per_shard] for i in range(0, len(tags), jobs_per_shard)]
 
 
+def _checkpoint(job) -> str:
+    return f"checkpoint-{job.tag}" if job.tag else "checkpoint"
+
+
 def unfinished(run, jobs: Sequence) -> list:
-    """The jobs whose checkpoint in ``run`` is missing or short of their last step."""
-    steps = run.checkpoint_steps()
-    return [job for job in jobs
-            if steps.get(f"checkpoint-{job.tag}" if job.tag else "checkpoint", -1)
-            < job.train.steps]
+    """The jobs whose checkpoint in ``run`` is missing or short of their last step (and
+    not stopped early by the job's rule)."""
+    done = run.finished_checkpoints({_checkpoint(job): job.train.steps for job in jobs})
+    return [job for job in jobs if _checkpoint(job) not in done]
 
 
 class ShardFailed(RuntimeError):
-    """One or more shards failed; the message names them and their errors."""
+    """One or more shards failed; the message names them and their errors, ``by_run``
+    maps each failed run's id to its shards' errors."""
+
+    def __init__(self, message: str, by_run: dict[str, str] | None = None):
+        super().__init__(message)
+        self.by_run = by_run or {}
 
 
 def train_shard(run_path: str, tags: Sequence[str]) -> dict[str, int]:
@@ -192,34 +200,63 @@ def dispatch(executor: Executor, run, jobs: Sequence, console=None) -> list[dict
         ShardFailed: a shard failed (the others ran to their end); its error is in the
             message, the full tracebacks in the executor's logs.
     """
-    todo = unfinished(run, jobs)
-    if not todo:
+    records = dispatch_many(executor, [(run, jobs)], console)
+    return None if records is None else records.get(str(run.path), [])
+
+
+def dispatch_many(executor: Executor, runs: Sequence[tuple], console=None
+                  ) -> dict[str, list[dict]] | None:
+    """``dispatch`` for several runs at once (a sweep's points): the unfinished jobs of
+    every ``(run, jobs)`` pair go to one pool, one job array or one set of Ray tasks.
+
+    Returns:
+        {run path: its submitted shards' records} when ``executor.wait`` is False, else
+        None once every shard finished.
+    """
+    work = [Work(run, list(jobs), shards(unfinished(run, jobs), executor.jobs_per_shard))
+            for run, jobs in runs]
+    work = [w for w in work if w.groups]
+    if not work:
         return None
-    groups = shards(todo, executor.jobs_per_shard)
     if console is not None:
-        console.print(f"{len(todo)} job(s) in {len(groups)} shard(s) on the "
+        n_jobs = sum(len(tags) for w in work for tags in w.groups)
+        n_shards = sum(len(w.groups) for w in work)
+        where = f" of {len(work)} runs" if len(work) > 1 else ""
+        console.print(f"{n_jobs} job(s){where} in {n_shards} shard(s) on the "
                       f"{executor.kind} executor", highlight=False)
     if executor.kind == "process":
-        return _process(executor, run, groups, jobs, console)
+        return _process(executor, work, console)
     if executor.kind == "slurm":
         from iclab.framework._slurm import submit
 
-        return submit(executor, run, groups, jobs, console)
+        return submit(executor, work, console)
     if executor.kind == "ray":
-        return _ray(executor, run, groups, jobs, console)
+        return _ray(executor, work, console)
     raise ValueError(f"dispatch is for executors other than local, got {executor.kind}")
 
 
-def watch(run, jobs: Sequence, pending: "callable", console=None, every: float = 1.0) -> None:
+@dataclass
+class Work:
+    """One run's part of a dispatch: the run, all its jobs, and its shards to train."""
+
+    run: object
+    jobs: list
+    groups: list[list[str]]
+
+
+def watch(work: Sequence[Work], pending, console=None, every: float = 1.0) -> None:
     """Show the jobs' progress (their checkpoints' steps) until ``pending()`` is False."""
     import time
 
-    total = sum(job.train.steps for job in jobs)
+    total = sum(job.train.steps for w in work for job in w.jobs)
 
     def done() -> int:
-        steps = run.checkpoint_steps()
-        return sum(min(steps.get(f"checkpoint-{job.tag}" if job.tag else "checkpoint", 0),
-                       job.train.steps) for job in jobs)
+        count = 0
+        for w in work:
+            steps = w.run.checkpoint_steps()
+            count += sum(min(steps.get(_checkpoint(job), 0), job.train.steps)
+                         for job in w.jobs)
+        return count
 
     if console is None:
         while pending():
@@ -237,15 +274,19 @@ def watch(run, jobs: Sequence, pending: "callable", console=None, every: float =
         progress.update(task, completed=done())
 
 
-def _raise_failures(failures: list[tuple[list[str], BaseException]]) -> None:
+def _raise_failures(failures: list[tuple[str, list[str], BaseException]]) -> None:
     if failures:
         from iclab.framework._run import one_line
 
-        lines = "; ".join(f"shard {tags}: {one_line(err)}" for tags, err in failures)
-        raise ShardFailed(f"{len(failures)} shard(s) failed: {lines}")
+        by_run: dict[str, str] = {}
+        for run, tags, err in failures:
+            text = f"shard {tags}: {one_line(err)}"
+            by_run[run] = f"{by_run[run]}; {text}" if run in by_run else text
+        lines = "; ".join(f"{run}: {text}" for run, text in by_run.items())
+        raise ShardFailed(f"{len(failures)} shard(s) failed: {lines}", by_run)
 
 
-def _process(executor: Executor, run, groups, jobs, console):
+def _process(executor: Executor, work: Sequence[Work], console):
     """Each shard as ``python -m iclab.framework._shard RUN TAG ...``, ``workers`` at a
     time; a shard's output goes to ``RUN/executor/shard-{i}.log``."""
     import subprocess
@@ -253,48 +294,51 @@ def _process(executor: Executor, run, groups, jobs, console):
 
     from iclab.engine import default_workers
 
-    logs = executor_folder(executor, run)
-    logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_worker_environment(executor)}
-    workers = min(executor.workers or default_workers(), len(groups))
-    waiting = list(enumerate(groups))
+    waiting = [(w, i, tags) for w in work for i, tags in enumerate(w.groups)]
+    workers = min(executor.workers or default_workers(), len(waiting))
     running: dict[int, tuple] = {}
-    codes: dict[int, int] = {}
+    ended: list[tuple] = []
 
     def pending() -> bool:
-        for i, (proc, log) in list(running.items()):
+        for key, (proc, log, item) in list(running.items()):
             if proc.poll() is not None:
                 log.close()
-                codes[i] = proc.returncode
-                del running[i]
+                ended.append((item, proc.returncode))
+                del running[key]
         while waiting and len(running) < workers:
-            i, tags = waiting.pop(0)
+            item = waiting.pop(0)
+            w, i, tags = item
+            logs = executor_folder(executor, w.run)
+            logs.mkdir(parents=True, exist_ok=True)
             log = open(logs / f"shard-{i}.log", "w")  # noqa: SIM115 - closed when it ends
-            command = [sys.executable, "-m", "iclab.framework._shard", str(run.path),
+            command = [sys.executable, "-m", "iclab.framework._shard", str(w.run.path),
                        *[tag or "-" for tag in tags]]
-            running[i] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, env=env), log)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+            running[id(proc)] = (proc, log, item)
         return bool(running or waiting)
 
     try:
-        watch(run, jobs, pending, console, every=0.2)
+        watch(work, pending, console, every=0.2)
     except BaseException:
-        for proc, log in running.values():  # Ctrl-C: the shards stop at once (each has
-            proc.terminate()                # checkpointed at its last evaluation)
+        for proc, log, _ in running.values():  # Ctrl-C: the shards stop at once (each
+            proc.terminate()                   # has checkpointed at its last evaluation)
             proc.wait()
             log.close()
         raise
     failures = []
-    for i, code in sorted(codes.items()):
+    for (w, i, tags), code in ended:
         if code != 0:
-            text = (logs / f"shard-{i}.log").read_text(errors="replace").strip().splitlines()
+            path = executor_folder(executor, w.run) / f"shard-{i}.log"
+            text = path.read_text(errors="replace").strip().splitlines()
             last = text[-1] if text else f"exit code {code}"
-            failures.append((groups[i], RuntimeError(f"{last} (log: {logs}/shard-{i}.log)")))
+            failures.append((w.run.run_id, tags, RuntimeError(f"{last} (log: {path})")))
     _raise_failures(failures)
     return None
 
 
-def _ray(executor: Executor, run, groups, jobs, console):
+def _ray(executor: Executor, work: Sequence[Work], console):
     import ray
 
     if not ray.is_initialized():
@@ -304,21 +348,25 @@ def _ray(executor: Executor, run, groups, jobs, console):
         num_cpus=executor.cpus_per_job, num_gpus=executor.gpus_per_job,
         max_retries=executor.max_requeues,
         runtime_env={"env_vars": _worker_environment(executor)})
-    limit = executor.workers or len(groups)
-    refs, started = {}, 0
+    items = [(w, tags) for w in work for tags in w.groups]
+    limit = len(items) if not executor.wait else (executor.workers or len(items))
+    refs: dict[int, tuple] = {}
+    started = 0
 
     def submit_more() -> None:
         nonlocal started
-        while started < len(groups) and sum(1 for r in refs.values() if r[1] is None) < limit:
-            refs[started] = (task.remote(str(run.path), groups[started]), None)
+        while started < len(items) and sum(1 for r in refs.values() if r[1] is None) < limit:
+            w, tags = items[started]
+            refs[started] = (task.remote(str(w.run.path), tags), None)
             started += 1
 
     submit_more()
     if not executor.wait:
-        while started < len(groups):  # without waiting: submit everything at once
-            refs[started] = (task.remote(str(run.path), groups[started]), None)
-            started += 1
-        return [{"tags": groups[i], "job_id": ref.hex()} for i, (ref, _) in refs.items()]
+        out: dict[str, list[dict]] = {}
+        for i, (ref, _) in refs.items():
+            w, tags = items[i]
+            out.setdefault(str(w.run.path), []).append({"tags": tags, "job_id": ref.hex()})
+        return out
 
     def pending() -> bool:
         running = {ref: i for i, (ref, result) in refs.items() if result is None}
@@ -333,8 +381,9 @@ def _ray(executor: Executor, run, groups, jobs, console):
         submit_more()
         return any(result is None for _, result in refs.values())
 
-    watch(run, jobs, pending, console)
-    _raise_failures([(groups[i], result) for i, (_, result) in sorted(refs.items())
+    watch(work, pending, console)
+    _raise_failures([(items[i][0].run.run_id, items[i][1], result)
+                     for i, (_, result) in sorted(refs.items())
                      if isinstance(result, BaseException)])
     return None
 

@@ -242,20 +242,18 @@ def record(sweep: Sweep, sweep_id: str, points: list[Point], root: Path, argv=No
     return path
 
 
-def run_point(point: Point, todo: str, root: Path, seeds: int | None = None, executor=None,
-              console=None, argv=None) -> str:
-    """Run, resume or rerun one point; return its state afterwards ("refused: …" when its
-    preflight refuses it: nothing is written). A point's failure is recorded in its folder
-    (state "failed") and does not stop the sweep; Ctrl-C does."""
+def _open_point(point: Point, todo: str, root: Path, seeds, executor, argv):
+    """The point's run folder (created for "run" and "rerun") and its jobs, or the
+    "refused: …" of its preflight (nothing written)."""
     import shutil
 
-    from iclab.framework._run import execute, preflight, provenance, run_record
+    from iclab.framework._run import preflight, provenance, run_record
     from iclab.store import RunDir
 
     try:
         jobs = preflight(point.recipe, point.config, point.overrides, out=str(root))
     except ConfigError as err:
-        return f"refused: {err}"
+        return f"refused: {err}", None
     if todo == "rerun":
         shutil.rmtree(point.path)
     if todo in ("run", "rerun"):
@@ -265,6 +263,19 @@ def run_point(point: Point, todo: str, root: Path, seeds: int | None = None, exe
                             run_id=point.run_id, provenance=provenance(argv))
     else:
         run = RunDir(point.path)
+    return run, jobs
+
+
+def run_point(point: Point, todo: str, root: Path, seeds: int | None = None, executor=None,
+              console=None, argv=None) -> str:
+    """Run, resume or rerun one point; return its state afterwards ("refused: …" when its
+    preflight refuses it: nothing is written). A point's failure is recorded in its folder
+    (state "failed") and does not stop the sweep; Ctrl-C does."""
+    from iclab.framework._run import execute
+
+    run, jobs = _open_point(point, todo, root, seeds, executor, argv)
+    if jobs is None:
+        return run
     try:
         outcome = execute(point.recipe, point.config, run, console=console, jobs=jobs,
                           executor=executor)
@@ -273,6 +284,50 @@ def run_point(point: Point, todo: str, root: Path, seeds: int | None = None, exe
     except Exception:  # noqa: BLE001 - recorded in the point's folder
         return "failed"
     return "complete" if outcome is not None else "interrupted"
+
+
+def _run_points_together(points, todo, indices, root, sweep, executor, console, argv,
+                         out: list[str]) -> None:
+    """Every point's unfinished jobs at once on ``executor`` (one process pool, one SLURM
+    array, one set of Ray tasks), then each point measured here (its jobs restore their
+    final checkpoints). A point whose shard failed is recorded as failed with the error."""
+    from iclab.framework._executors import ShardFailed, dispatch_many
+    from iclab.framework._run import execute
+
+    opened = []
+    for i in indices:
+        run, jobs = _open_point(points[i], todo[i], root, sweep.seeds, executor, argv)
+        if jobs is None:
+            out[i] = run
+        else:
+            opened.append((i, run, jobs))
+    failed: dict[str, str] = {}
+    try:
+        records = dispatch_many(executor, [(run, jobs) for _, run, jobs in opened], console)
+    except ShardFailed as err:
+        records, failed = None, err.by_run
+    if records is not None:  # submitted without waiting
+        for i, run, _ in opened:
+            run.set_status("interrupted", submitted=records.get(str(run.path), []),
+                           executor=executor.kind, note="jobs submitted; the same sweep "
+                           "command measures the points once they finished")
+            out[i] = "interrupted"
+        return
+    for i, run, jobs in opened:
+        if run.run_id in failed:
+            run.set_status("failed", error=failed[run.run_id])
+            out[i] = "failed"
+            continue
+        if console is not None:
+            console.print(f"measuring point {i + 1}/{len(points)} ({run.path})",
+                          highlight=False)
+        try:
+            execute(points[i].recipe, points[i].config, run, console=console, jobs=jobs)
+            out[i] = "complete"
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # noqa: BLE001 - recorded in the point's folder
+            out[i] = "failed"
 
 
 def job_shape(job) -> tuple:
@@ -318,6 +373,12 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", mode: str = "cached", exe
         return sweep_id, todo
     record(sweep, sweep_id, points, root, argv)
     out = list(states)
+    indices = [i for i, what in enumerate(todo) if what not in ("reuse", "skip")]
+    if executor is not None and executor.kind != "local" and indices:
+        _run_points_together(points, todo, indices, root, sweep, executor, console, argv,
+                             out)
+        write_report(root, sweep_id)
+        return sweep_id, out
     for i, (point, what) in enumerate(zip(points, todo, strict=True)):
         if what in ("reuse", "skip"):
             continue

@@ -284,6 +284,25 @@ class RunDir:
         return {path.stem: json.loads(path.read_text())["step"]
                 for path in sorted(self.path.glob("checkpoint*.json"))}
 
+    def mark_stopped(self, step: int, name: str = "checkpoint") -> None:
+        """Record that the checkpoint ``name`` (at ``step``) is final: its training stopped
+        early by its rule, so no executor sends it to train again."""
+        _atomic_write_json(self.path / f"{name}.json", {"step": int(step), "stopped": True})
+
+    def finished_checkpoints(self, steps: dict[str, int]) -> set[str]:
+        """The checkpoints that reached their step in ``steps`` ({name: last step}) or were
+        marked stopped."""
+        done = set()
+        for name, last in steps.items():
+            path = self.path / f"{name}.json"
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if record.get("step", -1) >= last or record.get("stopped"):
+                done.add(name)
+        return done
+
     def load_checkpoint(self, like: Any, name: str = "checkpoint") -> Any:
         return eqx.tree_deserialise_leaves(self.path / f"{name}.eqx", like)
 
