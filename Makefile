@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test venv lint bench slow clean
+.PHONY: run test venv lint bench slow docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: venv
 	$(BIN)/python benchmarks/bench_mesa.py
 	$(BIN)/python benchmarks/bench_disentangled.py
 	$(BIN)/python benchmarks/bench_concurrent.py
+
+# the docs site (mkdocs-material + mkdocstrings, the API from the docstrings), offline,
+# strict: any warning fails the build
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "site: build/site/index.html"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -246,7 +246,7 @@ def _type_name(hint: Any) -> str:
 def describe(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """Every ``--set`` key of a config: (dotted key, type, value, one-line doc).
 
-    Example:
+    Examples:
         >>> from iclab.engine import TrainConfig
         >>> describe(TrainConfig())[0]
         ('steps', 'int', 5000, 'optimizer steps.')

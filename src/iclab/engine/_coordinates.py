@@ -72,7 +72,7 @@ def coordinate_check(problems: Mapping[int, Problem], optim: OptimConfig, steps:
         sites "embedding", "block{l}", "output", and "delta_{site}" for the change since
         initialisation). ``iclab.instruments.coordinate_slopes`` fits the slopes.
 
-    Example:
+    Examples:
         >>> import jax
         >>> from iclab.engine import language_problem, parametrised
         >>> from iclab.models import GPT, GPTConfig

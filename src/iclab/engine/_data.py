@@ -23,7 +23,7 @@ def finite_sampler(data: Any, batch_size: int, mode: str = "epochs", seed: int =
     - ``"full"``: every step sees all N examples (full-batch training; B must be N);
     - ``"replacement"``: B examples drawn uniformly with replacement from the step's key.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> sample = finite_sampler(jnp.arange(6), 3)
         >>> sorted(sample(None, 3, 0).tolist() + sample(None, 3, 1).tolist())

@@ -71,7 +71,7 @@ def footprint(problem, optim, train) -> Footprint:
         optim: its ``OptimConfig``.
         train: its ``TrainConfig``.
 
-    Example:
+    Examples:
         >>> import equinox as eqx, jax, jax.numpy as jnp
         >>> from iclab.engine import OptimConfig, Problem, TrainConfig, footprint
         >>> problem = Problem(init_model=lambda k: eqx.nn.Linear(10, 1, key=k),

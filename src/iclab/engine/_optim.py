@@ -87,7 +87,7 @@ def wsd_schedule(peak: float, total_steps: int, warmup_steps: int = 0,
         decay_fraction: f, the fraction of T spent decaying.
         cooldown: the decay's shape.
 
-    Example:
+    Examples:
         >>> lr = wsd_schedule(1.0, 100, warmup_steps=10, decay_fraction=0.2)
         >>> [round(float(lr(t)), 3) for t in (0, 5, 10, 79, 80, 90, 100)]
         [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]

@@ -303,7 +303,7 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
             this process only.
         tracking: tracker sinks (``iclab.store.Tracking(track=("tensorboard",))``).
 
-    Example:
+    Examples:
         >>> import iclab
         >>> run = iclab.run("icl-gd", quick=True, set=["train.steps=200"])  # doctest: +SKIP
         >>> run.claims[["id", "measured", "passed"]]  # doctest: +SKIP

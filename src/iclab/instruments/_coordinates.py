@@ -25,7 +25,7 @@ def coordinate_sizes(model: ResidualStreamModel, inputs: Float[Array, "b t d"],
         inputs: a batch of its input sequences.
         initial: optional, the model at initialisation.
 
-    Example:
+    Examples:
         >>> import jax
         >>> from iclab.models import GPT, GPTConfig
         >>> m = GPT(GPTConfig(dim_in=3, width=8, layers=2, heads=2), key=jax.random.key(0))
@@ -66,7 +66,7 @@ def coordinate_slopes(frame, size: str = "size", value: str = "value",
         A DataFrame with the ``by`` columns, ``slope`` and ``ratio`` (value at the largest
         size over value at the smallest).
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> f = pd.DataFrame({"size": [1, 2, 4], "value": [1.0, 2.0, 4.0],
         ...                   "site": "h", "step": 0})

@@ -57,7 +57,7 @@ def hessian_operator(loss: Callable[[Any], Array], params: Any,
     sharpness that matters for per-parameter step sizes η_p = η d_p: gradient descent is
     stable while it is below 2/η.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> matvec, flat = hessian_operator(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)})
         >>> matvec(jnp.array([1.0, 0.0])).tolist()
@@ -81,7 +81,7 @@ def power_iteration(matvec: Matvec, v0: Float[Array, " n"], iters: int = 20
     v ← A v / ‖A v‖ from ``v0`` (warm-start it with the previous call's vector); the
     estimate is the Rayleigh quotient vᵀ A v.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> a = jnp.diag(jnp.array([1.0, 3.0]))
         >>> round(float(power_iteration(lambda v: a @ v, jnp.ones(2), 50)[0]), 4)
@@ -102,7 +102,7 @@ def lanczos_eigenvalues(matvec: Matvec, v0: Float[Array, " n"], num_matvecs: int
     extreme ones converge first, so the last is the top-eigenvalue estimate. With
     ``num_matvecs`` equal to the dimension they are the exact spectrum.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> a = jnp.diag(jnp.arange(1.0, 6.0))
         >>> [round(float(x), 3) for x in lanczos_eigenvalues(lambda v: a @ v, jnp.ones(5), 5)]
@@ -156,7 +156,7 @@ def optimizer_hyperparams(opt_state: Any) -> dict:
     ``optax.inject_hyperparams`` states inside an optimiser state (the first state's value
     where two name the same one); {} without one.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, optax
         >>> opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
         >>> round(float(optimizer_hyperparams(opt.init(jnp.zeros(2)))["learning_rate"]), 3)

@@ -37,7 +37,7 @@ def attention_entropy(patterns: Float[Array, "*lh t s"], causal: bool = True
     Returns:
         ``(entropy, normalised)``, each of shape ``patterns.shape[:-2]``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> uniform = jnp.full((1, 1, 4, 4), 0.25)
         >>> [round(float(x[0, 0]), 4) for x in attention_entropy(uniform, causal=False)]
@@ -70,7 +70,7 @@ def entropy_lower_bound(beta: float | Array, length: int) -> Array:
         beta: the largest logit gap β ≥ 0.
         length: T, the number of keys (≥ 2).
 
-    Example:
+    Examples:
         >>> round(float(entropy_lower_bound(0.0, 8)), 4)  # β = 0: uniform, log 8
         2.0794
 
@@ -97,7 +97,7 @@ def absorption_threshold(dtype) -> float:
     cross-entropy of a correct prediction is exactly 0, and its gradient vanishes.
     float32: 16.64, float64: 36.74, bfloat16: 5.55.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> round(absorption_threshold(np.float32), 2), round(absorption_threshold(np.float64), 2)
         (16.64, 36.74)

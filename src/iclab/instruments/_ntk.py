@@ -35,7 +35,7 @@ def empirical_ntk(f: Callable[[Any, Array], Array], params: Any, x1: Array,
         trace_outputs: sum over the C outputs (an N1 × N2 kernel); False gives the full
             (N1, N2, C, C) kernel.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> f = lambda p, x: p["w"] @ x  # linear model: Θ = x1 · x2
         >>> x = jnp.array([[1.0, 0.0], [1.0, 2.0]])
@@ -99,7 +99,7 @@ def linearisation_distance(f: Callable[[Any], Array], params0: Any, params1: Any
     Returns:
         {"distance", "relative_to_change", "change"} with change = ‖f(θ₁) − f(θ₀)‖ / ‖f(θ₀)‖.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> out = linearisation_distance(lambda t: t ** 2, jnp.array(1.0), jnp.array(1.5))
         >>> [round(float(out[k]), 4) for k in ("distance", "relative_to_change")]

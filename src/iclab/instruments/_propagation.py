@@ -13,7 +13,7 @@ def token_cosine(x: Float[Array, "t w"], eps: float = 1e-12) -> Float[Array, ""]
     """ρ(X) = (1/(m(m−1))) Σ_{α≠β} ⟨x_α, x_β⟩ / (‖x_α‖ ‖x_β‖), the mean cosine between
     the m tokens of one sequence (ρ → 1: rank collapse).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> round(float(token_cosine(jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))), 4)
         0.4714

@@ -58,7 +58,7 @@ def detect_slingshots(steps, norm, loss, growth: float = 5.0, spike: float = 10.
         spike_ratio, peak_rate (the norm's peak growth rate before the spike, per step) and
         slingshot (peak_rate > growth × the median rate).
 
-    Example:
+    Examples:
         >>> steps = np.arange(0, 3000, 10)
         >>> norm = np.where(steps < 1000, 10.0, np.where(steps < 1200,
         ...                 10 * np.exp((steps - 1000) / 200), 10 * np.e))

@@ -29,7 +29,7 @@ def singular_value_metrics(m: Float[Array, "a b"], thresholds: tuple[float, ...]
 
     A zero matrix has every rank 0.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> m = singular_value_metrics(jnp.diag(jnp.array([3.0, 1.0, 0.0])))
         >>> float(m["rank@0.01"]), float(m["stable_rank"]), float(m["nuclear"])
@@ -63,7 +63,7 @@ def factor_metrics(a: Float[Array, "d r"], b: Float[Array, "e r"]) -> dict[str, 
     For one attention head with row-major projections (k = W_K x, W_K ∈ R^{d_h×d}):
     W_Kᵀ W_Q is A = W_Kᵀ, B = W_Qᵀ; W_O W_V is A = W_O, B = W_Vᵀ.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> a = jnp.diag(jnp.array([2.0, 1.0]))
         >>> m = factor_metrics(a, a)  # balanced: A = B
@@ -90,7 +90,7 @@ def spectral_norm(m: Float[Array, "a b"], u: Float[Array, " b"] | None = None,
     Returns ``(σ, u)``: pass ``u`` back in at the next call (σReparam keeps it between
     training steps, one iteration per step).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> round(float(spectral_norm(jnp.array([[3.0, 0.0], [4.0, 5.0]]))[0]), 4)
         6.7082

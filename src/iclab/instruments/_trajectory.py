@@ -33,7 +33,7 @@ def layer_norms(params: Any, grads: Any | None = None, updates: Any | None = Non
     step actually applied) ``{name}/update_norm`` and ``{name}/update_ratio``
     ‖Δθ‖_F / ‖θ‖_F, whose typical size is the effective learning rate of that layer.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> out = layer_norms({"w": jnp.full((2, 2), 3.0)}, updates={"w": jnp.ones((2, 2))})
         >>> {k: round(float(v), 4) for k, v in out.items()}
@@ -60,7 +60,7 @@ def role_norms(model) -> dict[str, Array]:
     """‖θ_r‖_F over all arrays of each parameter role r of a ``ParameterRolesModel``
     ("readout": the last layer's weight norm, the slingshot signal of Thilak et al. 2022).
 
-    Example:
+    Examples:
         >>> import jax
         >>> from iclab.models import TokenMLP, TokenMLPConfig
         >>> model = TokenMLP(TokenMLPConfig(tokens=2, vocab=3, embed=2, hidden=(4,), out=3),

@@ -18,7 +18,7 @@ def grid_optimum(values, losses) -> tuple[float, bool]:
     Returns:
         (the optimum, whether it lies inside the grid rather than at its edge).
 
-    Example:
+    Examples:
         >>> lrs = [2.0 ** -k for k in (8, 7, 6, 5, 4)]
         >>> import math
         >>> opt, inside = grid_optimum(lrs, [(math.log2(x) + 6.5) ** 2 for x in lrs])
@@ -48,7 +48,7 @@ def transfer_exponent(sizes, optima) -> float:
     """The exponent p of optimum ∝ size^p: the least-squares slope of log₂ optimum
     against log₂ size (0: the optimum transfers; −1: it halves with every doubling).
 
-    Example:
+    Examples:
         >>> round(transfer_exponent([32, 64, 128], [1e-2, 5e-3, 2.5e-3]), 6)
         -1.0
     """

@@ -73,7 +73,7 @@ def interpolated_head(attn: LinearSelfAttention, construction: LinearSelfAttenti
         A ``LinearSelfAttention`` with one head of key size D whose W_Q = W_KQ(t),
         W_K = I, W_V = W_PV(t), W_P = I.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from iclab.solvers import gd_construction
         >>> c = gd_construction(2, 8, 0.5).blocks[0].attn

@@ -29,7 +29,7 @@ class DiagonalSoftmaxHead(HeadWeightsModel):
     Args:
         wq, wk, wv, wo: the four diagonals (d,).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> head = DiagonalSoftmaxHead.initialise(4, 0.1, key=jax.random.key(0))
         >>> head(jnp.ones((3, 4))).shape

@@ -68,7 +68,7 @@ class TokenMLP(ParameterRolesModel):
     The embedding E ~ N(0, 1) (``nn.Embedding``'s default); the hidden layers and the
     read-out (no bias) use ``nn.Linear``'s U(±1/√fan_in).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> config = TokenMLPConfig(tokens=2, vocab=5, embed=4, hidden=(8,), out=5)
         >>> model = TokenMLP(config, key=jax.random.key(0))

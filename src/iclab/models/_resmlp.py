@@ -70,7 +70,7 @@ class ResidualMLP(ResidualStreamModel, ScalableModel):
     input is the stream), the maps after a ReLU N(0, 2/N) (He), so that at b = 1 a branch's
     output has the second moment of its input; the read-out N(0, 1/N); biases 0.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> model = ResidualMLP(ResidualMLPConfig(dim_in=3, width=8, blocks=4),
         ...                     key=jax.random.key(0))

@@ -16,3 +16,14 @@ from iclab.parametrisation._transforms import (
     add_scaled_decayed_weights as add_scaled_decayed_weights,
 )
 from iclab.parametrisation._transforms import scale_by_multipliers as scale_by_multipliers
+
+__all__ = [  # the public API (what the docs site renders)
+    "CLASSES",
+    "SCHEMES",
+    "ArrayScaling",
+    "Parametrisation",
+    "Scaling",
+    "check_sweep",
+    "add_scaled_decayed_weights",
+    "scale_by_multipliers",
+]

@@ -199,7 +199,7 @@ class Parametrisation:
         overrides: "NAME-GLOB:FIELD=VALUE" entries that replace a computed multiplier,
             e.g. "read_out.weight:init=0" (zero-init read-out, recommended by ``mup``).
 
-    Example:
+    Examples:
         >>> import jax
         >>> from iclab.models import GPT, GPTConfig
         >>> base = GPT(GPTConfig(dim_in=3, width=16, layers=2, heads=2), key=jax.random.key(0))

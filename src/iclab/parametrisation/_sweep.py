@@ -15,7 +15,7 @@ def check_sweep(widths: Sequence[int], depths: Sequence[int], base_width: int,
     them, widths divisible by the heads, and known schemes (``schemes``: config key → the
     schemes it lists).
 
-    Example:
+    Examples:
         >>> check_sweep((32, 64), (2, 4), 32, 2, 32, heads=4,
         ...             schemes={"width_schemes": ("sp", "mup")})
         >>> check_sweep((32, 64), (2, 4), 48, 2, 32, heads=4)  # doctest: +ELLIPSIS

@@ -26,7 +26,7 @@ def scale_by_multipliers(multipliers) -> optax.GradientTransformation:
         multipliers: a pytree of floats with the parameters' structure (None where the
             parameters have no array).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> t = scale_by_multipliers({"a": 2.0, "b": 0.5})
         >>> u, _ = t.update({"a": jnp.ones(2), "b": jnp.ones(2)}, t.init(None))
@@ -58,7 +58,7 @@ def add_scaled_decayed_weights(weight_decay, multipliers, mask=None
         multipliers: c_p, a pytree of floats with the parameters' structure.
         mask: optional params → pytree of bools; only True arrays decay.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> t = add_scaled_decayed_weights(0.1, {"w": 4.0})
         >>> p = {"w": jnp.ones(1)}

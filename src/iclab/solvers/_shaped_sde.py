@@ -146,7 +146,7 @@ def layer_covariance(v: Float[Array, "m m"], key: PRNGKeyArray, n: int,
     """V' after one block of the width-n network, drawn from its exact law given V
     (n ≥ 2m and n_k ≥ m; see the module docstring).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> v = 0.5 * jnp.eye(4) + 0.5
         >>> layer_covariance(v, jax.random.key(0), 64, ShapedBlock()).shape

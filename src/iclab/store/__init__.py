@@ -41,3 +41,30 @@ from iclab.store._sinks import SinkWarning as SinkWarning
 from iclab.store._sinks import TensorBoardSink as TensorBoardSink
 from iclab.store._sinks import Tracking as Tracking
 from iclab.store._sinks import WandbSink as WandbSink
+
+__all__ = [  # the public API (what the docs site renders)
+    "DamagedRunWarning",
+    "diagnose",
+    "run_folders",
+    "state",
+    "DamagedRun",
+    "LoadedRun",
+    "check_run",
+    "find_run",
+    "list_runs",
+    "load_metrics",
+    "load_run",
+    "query",
+    "STATES",
+    "MetricRows",
+    "RunBusy",
+    "RunDir",
+    "new_run_id",
+    "strict_json",
+    "MetricSink",
+    "Sinks",
+    "SinkWarning",
+    "TensorBoardSink",
+    "Tracking",
+    "WandbSink",
+]

@@ -116,7 +116,7 @@ def query(sql: str, *roots: str | os.PathLike) -> pd.DataFrame:
     """Run DuckDB SQL over the store: the views ``metrics`` (recipe, run_id, step, seed,
     metric, value; every readable run) and ``runs`` (``list_runs``' columns).
 
-    Example:
+    Examples:
         >>> query("SELECT recipe, count(*) FROM runs GROUP BY recipe", "runs")  # doctest: +SKIP
     """
     import duckdb

@@ -37,7 +37,7 @@ class MarkovLanguageTask(VmappedTask):
     A sample is a ``TokenSequence`` with ``tokens`` (T + 1,) and ``target`` the last token;
     the model reads ``tokens[:-1]`` and predicts ``tokens[1:]``.
 
-    Example:
+    Examples:
         >>> import jax
         >>> task = MarkovLanguageTask(vocab=8, length=16, branching=2)
         >>> task.sample(jax.random.key(0)).tokens.shape

@@ -53,7 +53,7 @@ class ModularArithmetic:
             papers use 0.3–0.5; the reference code's default is 0.05).
         split_seed: seed of the shuffle that splits them.
 
-    Example:
+    Examples:
         >>> train, test = ModularArithmetic(p=5, operation="x/y", train_fraction=0.5).split()
         >>> train.tokens.shape[0] + test.tokens.shape[0]  # 5 · 4 equations
         20

@@ -35,7 +35,7 @@ class SparseParityTask(VmappedTask):
         k: size of the hidden support S.
         support_seed: seed of S (the same S for every example of a run).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> task = SparseParityTask(n=6, k=2)
         >>> e = task.sample(jax.random.key(0))
