@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import jax
 import pandas as pd
 
+from dataclasses import replace
+
 from iclab.engine import OptimConfig, TrainConfig, regression_problem
 from iclab.framework import Claim, Figure, Job, Recipe
 from iclab.models import LSATransformer, LSATransformerConfig
@@ -38,7 +40,7 @@ def _experiment(config):
 
 
 def _measure(config, trained):
-    if config.fail:
+    if getattr(config, "fail", False):
         raise RuntimeError("this point fails on purpose")
     return {"final": pd.DataFrame([{"job": tag, "seed": s, "loss": float(loss)}
                                    for tag, job in trained.items()
@@ -68,3 +70,31 @@ RECIPE = Recipe(name="pair", title="pair", description="two jobs, for the execut
                                 _curves)],
                 claims=[Claim("finite", "the loss is small", lambda r: r["final"].loss, "<=",
                               10.0)])
+
+
+@dataclass(frozen=True)
+class SoloConfig:
+    """Args:
+        task: the regression task.
+        optim: the optimiser (its ``optim.lr`` is what a packed sweep varies).
+        train: the training length.
+    """
+
+    task: LinearRegressionTask = field(default_factory=lambda: LinearRegressionTask(
+        d=3, n_context=8))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=40, batch_size=64, eval_every=20, seeds=2))
+
+
+def _solo(config):
+    (job,) = _experiment(replace(PairConfig(task=config.task, train=config.train),
+                                 lrs=(config.optim.lr,)))
+    return [replace(job, tag="", optim=config.optim)]
+
+
+SOLO = Recipe(name="solo", title="solo", description="one job, for packed sweeps' tests",
+              paper="-", config_type=SoloConfig, full=SoloConfig, quick=SoloConfig,
+              experiment=_solo, measure=_measure,
+              claims=[Claim("finite", "the loss is small", lambda r: r["final"].loss, "<=",
+                            10.0)])

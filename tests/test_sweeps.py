@@ -125,6 +125,32 @@ def test_points_trained_together_by_the_process_executor_match_one_by_one(tmp_pa
         assert len(list((Path(b) / "executor").glob("shard-*.log"))) >= 1
 
 
+def test_points_that_differ_in_learning_rate_pack_into_one_program(tmp_path):
+    """--pack: three learning rates train as one vmapped program (lr_grid) and each point
+    is measured alone: its metrics and claims match a point-by-point sweep to float32
+    rounding; each packed point names the others."""
+    from iclab.store import load_run
+
+    sweep = Sweep("executor_recipe:SOLO", grid=("optim.lr=0.003,0.01,0.03",))
+    _, alone = run_sweep(sweep, tmp_path / "alone")
+    sweep_id, packed = run_sweep(sweep, tmp_path / "packed", pack=True)
+    assert alone == packed == ["complete"] * 3
+    paths = load_sweep(sweep_id, tmp_path / "packed")[1].path.tolist()
+    for path in paths:
+        a, b = load_run(path), load_run(Path(str(path).replace("packed", "alone")))
+        assert "packed_with" not in b.status
+        assert set(a.status["packed_with"]) == {Path(p).name for p in paths} - {a.path.name}
+        ma = a.metrics.sort_values(["metric", "seed", "step"], ignore_index=True)
+        mb = b.metrics.sort_values(["metric", "seed", "step"], ignore_index=True)
+        assert ma[["metric", "seed", "step"]].equals(mb[["metric", "seed", "step"]])
+        np.testing.assert_allclose(ma.value, mb.value, rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(a.tables["final"].loss, b.tables["final"].loss, rtol=2e-4)
+    with pytest.raises(ConfigError, match="--pack"):
+        from iclab.framework import Executor
+
+        run_sweep(sweep, tmp_path / "x", pack=True, executor=Executor("process"))
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     root = tmp_path / "runs"
     code = main(["sweep", REF, "--out", str(root), "--grid", "lrs=0.01;0.01,0.02",
@@ -132,6 +158,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert code == 0 and not root.exists()
     out = capsys.readouterr().out
     assert out.count("missing") == 4 and "6 job(s) in 2 static shape(s)" in out
+    assert "0 point(s) that differ only in learning rates" in out
     assert main(["sweep", REF, "--out", str(tmp_path), "--grid", "lrs=0.01",
                  "--mode", "sometimes"]) == 2
     assert "cached, retry, force, dry-run" in capsys.readouterr().err

@@ -100,6 +100,9 @@ class SweepCmd:
     mode: str = "cached"
     """cached (reuse finished points, resume interrupted ones), retry (also rerun failed
     ones), force (rerun every point), dry-run (print the plan, write nothing)."""
+    pack: bool = False
+    """train points that differ only in learning rates as one vmapped program per job
+    (local executor; float32-close to, not bit for bit, separate runs)."""
     executor: Annotated[Executor, tyro.conf.OmitArgPrefixes] = Executor()
     """where each point's jobs train: --executor local|process|slurm|ray and its options."""
 
@@ -453,7 +456,7 @@ def cmd_sweep(cmd: SweepCmd, console: Console, argv: list[str]) -> int:
             cmd.executor.check()
             return _sweep_plan(console, sweep, cmd.out)
         sweep_id, states = run_sweep(sweep, cmd.out, cmd.mode, cmd.executor, console,
-                                     ["iclab", *argv])
+                                     ["iclab", *argv], pack=cmd.pack)
     except ConfigError as err:
         return _fail(console, str(err))
     except KeyboardInterrupt:
@@ -490,9 +493,16 @@ def _sweep_plan(console: Console, sweep, root: Path) -> int:
         table.add_row(*[escape(point.values.get(k, "")) for k in sweep.axes()],
                       point.run_id, state, what, str(len(jobs)))
     console.print(table)
-    console.print(f"{jobs_total} job(s) in {len(shapes)} static shape(s); each job is one "
-                  f"program (packing same-shape jobs into one is not built yet)",
-                  highlight=False)
+    from iclab.framework._pack import pack_key
+
+    groups: dict[str, int] = {}
+    for point, what in zip(points, todo, strict=True):
+        if what in ("run", "rerun"):
+            groups[pack_key(point)] = groups.get(pack_key(point), 0) + 1
+    packed = [n for n in groups.values() if n > 1]
+    console.print(f"{jobs_total} job(s) in {len(shapes)} static shape(s); with --pack, "
+                  f"{sum(packed)} point(s) that differ only in learning rates would train "
+                  f"as {len(packed)} packed group(s) (one program per job)", highlight=False)
     return 0
 
 

@@ -72,7 +72,8 @@ def one_line(err: BaseException) -> str:
 
 def execute(recipe: Recipe, config: Any, run, console=None,
             model: Callable | None = None, jobs: list | None = None, executor=None,
-            tracking=None) -> tuple[list[dict], list[dict]] | None:
+            tracking=None, trained: dict | None = None
+            ) -> tuple[list[dict], list[dict]] | None:
     """Train the recipe's jobs (resuming each from its checkpoint in ``run``), write the
     measured tables, evaluate the spec and render the report; mark the run complete.
 
@@ -96,6 +97,8 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         executor: where the jobs train (an ``Executor``; default: this process).
         tracking: tracker sinks for the metric rows (``iclab.store.Tracking``); the rows
             of jobs trained by another executor are sent once they finished.
+        trained: the jobs already trained ({tag: TrainedJob}, e.g. packed with other runs'
+            jobs, their metrics written): only measured here.
 
     Returns:
         The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``), or
@@ -109,7 +112,7 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         if tracking is not None and tracking.track:
             run.sinks = tracking.open(run, warn=_warner(console))
         try:
-            return _execute(recipe, config, run, console, model, jobs, executor)
+            return _execute(recipe, config, run, console, model, jobs, executor, trained)
         except KeyboardInterrupt:
             run.set_status("interrupted")
             raise
@@ -136,7 +139,9 @@ def _warner(console):
     return warn
 
 
-def _execute(recipe, config, run, console, model, jobs, executor):
+def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
+    if trained is not None:
+        return _measure(recipe, config, run, console, trained)
     if jobs is None:
         jobs = build_jobs(recipe, config, model)
     if executor is not None and executor.kind != "local":
@@ -152,6 +157,10 @@ def _execute(recipe, config, run, console, model, jobs, executor):
             rows = run.metrics()
             run.sinks.log({c: rows[c].tolist() for c in ("step", "seed", "metric", "value")})
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
+    return _measure(recipe, config, run, console, trained)
+
+
+def _measure(recipe, config, run, console, trained):
     if console is not None:
         console.print("measuring …")
     write_tables(run, recipe.measure(config, trained))

@@ -330,6 +330,46 @@ def _run_points_together(points, todo, indices, root, sweep, executor, console, 
             out[i] = "failed"
 
 
+def _run_packed(points, todo, indices, root, sweep, console, argv, out: list[str]) -> set:
+    """Train the points to run that pack (see ``iclab.framework._pack``) group by group;
+    return the indices handled here."""
+    from iclab.framework._pack import jobs_pack, pack_key, train_packed
+    from iclab.framework._run import execute
+
+    groups: dict[str, list[int]] = {}
+    for i in indices:
+        if todo[i] in ("run", "rerun"):
+            groups.setdefault(pack_key(points[i]), []).append(i)
+    handled = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        opened = []
+        for i in members:
+            run, jobs = _open_point(points[i], todo[i], root, sweep.seeds, None, argv)
+            handled.add(i)
+            if jobs is None:
+                out[i] = run
+            else:
+                opened.append((i, run, jobs))
+        together = len(opened) > 1 and jobs_pack([jobs for _, _, jobs in opened])
+        trained = train_packed([(points[i], run, jobs) for i, run, jobs in opened], console) \
+            if together else [None] * len(opened)
+        ids = [run.run_id for _, run, _ in opened]
+        for (i, run, jobs), done in zip(opened, trained, strict=True):
+            if together:
+                run.set_status("running", packed_with=[r for r in ids if r != run.run_id])
+            try:
+                execute(points[i].recipe, points[i].config, run, console=console, jobs=jobs,
+                        trained=done)
+                out[i] = "complete"
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # noqa: BLE001 - recorded in the point's folder
+                out[i] = "failed"
+    return handled
+
+
 def job_shape(job) -> tuple:
     """A job's static shape: its model's array shapes, its optimiser's name, and its
     steps, batch and seeds. Jobs of one shape compile to one program."""
@@ -348,9 +388,12 @@ def plan(points: list["Point"], mode: str) -> "tuple[list[str], list[str]]":
 
 
 def run_sweep(sweep: Sweep, root: str | Path = "runs", mode: str = "cached", executor=None,
-              console=None, argv=None) -> tuple[str, list[str]]:
+              console=None, argv=None, pack: bool = False) -> tuple[str, list[str]]:
     """Run every point of ``sweep`` under the store root ``root`` (see the module's
     docstring for the modes); write the sweep record and report.
+
+    With ``pack`` (local executor) the points to run that differ only in learning rates
+    train as one vmapped program per job (``iclab.framework._pack``).
 
     Returns:
         The sweep id and each point's state afterwards (a point refused by its preflight
@@ -363,6 +406,9 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", mode: str = "cached", exe
 
     if mode not in MODES:
         raise ConfigError("--mode", mode, ", ".join(MODES))
+    if pack and executor is not None and executor.kind != "local":
+        raise ConfigError("--pack", executor.kind, "--executor local (packed points "
+                          "train in this process)")
     if executor is not None:
         executor.check()
     root = Path(root)
@@ -379,8 +425,10 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", mode: str = "cached", exe
                              out)
         write_report(root, sweep_id)
         return sweep_id, out
+    done = _run_packed(points, todo, indices, root, sweep, console, argv, out) if pack \
+        else set()
     for i, (point, what) in enumerate(zip(points, todo, strict=True)):
-        if what in ("reuse", "skip"):
+        if what in ("reuse", "skip") or i in done:
             continue
         if console is not None:
             where = " ".join(f"{k}={v}" for k, v in point.values.items())
