@@ -1,12 +1,10 @@
 """A two-job recipe of the tests' own, importable by other processes (the executors'
 workers rebuild it from ``config.json``'s ``recipe_ref``: ``executor_recipe:RECIPE``)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import pandas as pd
-
-from dataclasses import replace
 
 from iclab.engine import OptimConfig, TrainConfig, regression_problem
 from iclab.framework import Claim, Figure, Job, Recipe
