@@ -159,6 +159,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("missing") == 4 and "6 job(s) in 2 static shape(s)" in out
     assert "0 point(s) that differ only in learning rates" in out
+    assert main(["sweep", REF, "--out", str(root), "--grid", "task.d=3,4",
+                 "--mode", "dry-run"]) == 0  # the model's width differs: two shapes
+    assert "4 job(s) in 2 static shape(s)" in capsys.readouterr().out
     assert main(["sweep", REF, "--out", str(tmp_path), "--grid", "lrs=0.01",
                  "--mode", "sometimes"]) == 2
     assert "cached, retry, force, dry-run" in capsys.readouterr().err

@@ -377,7 +377,8 @@ def job_shape(job) -> tuple:
     import jax
 
     model = eqx.filter_eval_shape(job.problem.init_model, jax.random.key(0))
-    leaves = tuple(tuple(x.shape) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array)))
+    leaves = tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(model)
+                   if isinstance(x, jax.ShapeDtypeStruct))
     return (leaves, job.optim.name, job.train.steps, job.train.batch_size, job.train.seeds)
 
 
