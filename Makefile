@@ -36,6 +36,8 @@ bench: venv
 	$(BIN)/python benchmarks/bench_mesa.py
 	$(BIN)/python benchmarks/bench_disentangled.py
 	$(BIN)/python benchmarks/bench_concurrent.py
+	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_full_cost.py
 
 # the docs site (mkdocs-material + mkdocstrings, the API from the docstrings), offline,
 # strict: any warning fails the build
