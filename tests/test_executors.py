@@ -129,35 +129,51 @@ def test_a_process_run_killed_mid_way_resumes_locally_to_a_local_runs_numbers(tm
     assert resumed.claims.measured.tolist() == reference.claims.measured.tolist()
 
 
-def test_slurm_jobs_submitted_without_waiting_are_measured_by_resume(tmp_path):
+def test_a_slurm_array_killed_mid_way_resumes_to_a_local_runs_numbers(tmp_path):
     """``--executor slurm --no-wait`` (submitit's local cluster standing in for SLURM)
-    submits the job array, records it and exits; the jobs go on; ``--resume`` waits for
-    nothing once they finished and measures: the numbers of a local run."""
-    reference = iclab.run(REF, out=tmp_path / "local")
+    submits the job array, records it and exits; the jobs are killed mid-way (SIGKILL to
+    their process group, as a node failure); ``--resume --no-wait`` resubmits what is
+    unfinished; a second ``--resume`` waits for that submission's live jobs instead of
+    submitting them twice, then measures: every metric equals a local run's bit for bit."""
+    reference = iclab.run(REF, out=tmp_path / "local", set=LONG)
     root = tmp_path / "slurm"
-    result = subprocess.run(_cli("run", REF, "--out", str(root), "--executor", "slurm",
-                                 "--cluster", "local", "--no-wait"), env=_env(),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    sets = [a for item in LONG for a in ("--set", item)]
+    slurm = ["--executor", "slurm", "--cluster", "local"]
+    log = tmp_path / "driver.log"  # (not a pipe: the jobs would hold it open)
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(_cli("run", REF, *sets, "--out", str(root), *slurm,
+                                     "--no-wait"), env=_env(), stdout=sink,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        assert proc.wait(timeout=300) == 0, log.read_text()[-2000:]
     (path,) = list(root.glob("pair/*"))
     status = json.loads((path / "status.json").read_text())
     assert status["status"] == "interrupted" and len(status["submitted"]) == 2
     record = json.loads((path / "executor.json").read_text())
     assert record["cluster"] == "local" and {tuple(j["tags"]) for j in record["jobs"]} == {
         ("lr0.01",), ("lr0.003",)}
+    run = RunDir(path)
     deadline = time.time() + 300
-    while time.time() < deadline and len([s for s in RunDir(path).checkpoint_steps().values()
-                                          if s == 60]) < 2:
-        time.sleep(0.1)
-    result = subprocess.run(_cli("run", "--resume", str(path), "--executor", "slurm",
-                                 "--cluster", "local"), env=_env(), capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "shard(s) on the" not in result.stdout  # nothing was left to train
+    while time.time() < deadline and not any(s >= 50 for s in run.checkpoint_steps().values()):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the array's controllers and tasks
+    time.sleep(0.5)
+    steps = run.checkpoint_steps()
+    assert any(step < 1000 for step in steps.values()) or len(steps) < 2, steps
+
+    with open(log, "w") as sink:
+        again = subprocess.Popen(_cli("run", "--resume", str(path), *slurm, "--no-wait"),
+                                 env=_env(), stdout=sink, stderr=subprocess.STDOUT)
+        assert again.wait(timeout=300) == 0, log.read_text()[-2000:]
+    assert "submitted" in log.read_text()
+    final = subprocess.run(_cli("run", "--resume", str(path), *slurm), env=_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    # the jobs of the second submission, if still running, are waited for, not resubmitted
+    assert "submitted 1 job" not in final.stdout and "submitted 2 job" not in final.stdout
+    assert iclab.load_run(path).status["status"] == "complete"
     assert (_values(path) == _values(reference.path)).all()
 
 
-@pytest.mark.slow  # a local Ray instance takes ~10 s to start and its workers ~10 s more
 def test_ray_tasks_on_a_local_instance_reach_a_local_runs_numbers(tmp_path):
     import ray
     reference = iclab.run(REF, out=tmp_path / "local")

@@ -72,3 +72,20 @@ def test_config_and_status_files(tmp_path):
 def test_empty_store(tmp_path):
     assert list_runs(tmp_path / "none").empty
     assert load_metrics(tmp_path).empty
+
+
+def test_log_axes_are_labelled_in_report_figures():
+    from iclab.framework._report import label_log_axes
+    from iclab.report import figure
+
+    fig, (a, b) = figure(2)
+    a.plot([1, 10, 100], [1, 2, 3])
+    a.set_xscale("log")
+    a.set_xlabel("width")
+    a.set_yscale("log", base=2)
+    a.set_ylabel("loss")
+    b.set_xscale("log")
+    b.set_xlabel("η (log)")  # says so already
+    label_log_axes(fig)
+    assert (a.get_xlabel(), a.get_ylabel(), b.get_xlabel()) == (
+        "width (log scale)", "loss (log₂ scale)", "η (log)")

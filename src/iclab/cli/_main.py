@@ -502,7 +502,8 @@ def _sweep_plan(console: Console, sweep, root: Path) -> int:
     packed = [n for n in groups.values() if n > 1]
     console.print(f"{jobs_total} job(s) in {len(shapes)} static shape(s); with --pack, "
                   f"{sum(packed)} point(s) that differ only in learning rates would train "
-                  f"as {len(packed)} packed group(s) (one program per job)", highlight=False)
+                  f"as {len(packed)} packed group(s) (one program per job)", highlight=False,
+                  soft_wrap=True)
     return 0
 
 

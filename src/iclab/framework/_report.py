@@ -65,10 +65,26 @@ def evaluate_rows(rows: list[Claim], results: Results) -> list[dict]:
     return [evaluate(row, results).to_json() for row in rows if _applies(row, results)]
 
 
+def label_log_axes(fig) -> None:
+    """Say "(log scale)" (or "(log₂ scale)", …) in the label of every logarithmic axis of
+    ``fig`` that does not already say log, so that curves can be read off."""
+    for ax in fig.axes:
+        for axis, get, put in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel),
+                               (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):
+            scale = axis.get_scale()
+            label = get()
+            if scale in ("log", "symlog") and label and "log" not in label.lower():
+                base = getattr(axis.get_transform(), "base", 10)
+                name = {10: "log", 2: "log₂"}.get(base, f"log base {base:g}")
+                put(f"{label} ({'sym' if scale == 'symlog' else ''}{name} scale)")
+
+
 def _svg(fig) -> str:
-    """The figure as SVG text, byte-identical for the same input (no date, fixed ids)."""
+    """The figure as SVG text, byte-identical for the same input (no date, fixed ids);
+    its logarithmic axes labelled as such (``label_log_axes``)."""
     import matplotlib
 
+    label_log_axes(fig)
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "iclab"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
