@@ -177,10 +177,14 @@ def _with_hyperparam(opt_state: Any, name: str, values: Array) -> Any:
 
 
 def _all_finite(tree: Any) -> Array:
-    """One bool: every floating leaf of ``tree`` is finite."""
-    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+    """One bool: every floating leaf of ``tree`` is finite.
+
+    One reduction over the leaves concatenated, not one per leaf: XLA:CPU compiles each
+    reduction as its own kernel, and a per-leaf check inside the training step made a
+    16-block GPT's chunk compile in 24 s instead of 9 s (same steps/s)."""
+    leaves = [x.ravel() for x in jax.tree.leaves(tree)
               if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+    return jnp.isfinite(jnp.concatenate(leaves)).all() if leaves else jnp.asarray(True)
 
 
 def _finite_per_seed(params: Any, seeds: int) -> np.ndarray:
