@@ -271,14 +271,21 @@ def run_point(point: Point, todo: str, root: Path, seeds: int | None = None, exe
     """Run, resume or rerun one point; return its state afterwards ("refused: …" when its
     preflight refuses it: nothing is written). A point's failure is recorded in its folder
     (state "failed") and does not stop the sweep; Ctrl-C does."""
-    from iclab.framework._run import execute
 
     run, jobs = _open_point(point, todo, root, seeds, executor, argv)
     if jobs is None:
         return run
+    return _execute_point(point, run, jobs, console, executor=executor)
+
+
+def _execute_point(point: Point, run, jobs, console, **options) -> str:
+    """``execute`` one point; its state afterwards. A failure is recorded in its folder
+    (state "failed", the error and traceback) and does not stop the sweep; Ctrl-C does."""
+    from iclab.framework._run import execute
+
     try:
         outcome = execute(point.recipe, point.config, run, console=console, jobs=jobs,
-                          executor=executor)
+                          **options)
     except KeyboardInterrupt:
         raise
     except Exception:  # noqa: BLE001 - recorded in the point's folder
@@ -292,7 +299,6 @@ def _run_points_together(points, todo, indices, root, sweep, executor, console, 
     array, one set of Ray tasks), then each point measured here (its jobs restore their
     final checkpoints). A point whose shard failed is recorded as failed with the error."""
     from iclab.framework._executors import ShardFailed, dispatch_many
-    from iclab.framework._run import execute
 
     opened = []
     for i in indices:
@@ -321,20 +327,13 @@ def _run_points_together(points, todo, indices, root, sweep, executor, console, 
         if console is not None:
             console.print(f"measuring point {i + 1}/{len(points)} ({run.path})",
                           highlight=False)
-        try:
-            execute(points[i].recipe, points[i].config, run, console=console, jobs=jobs)
-            out[i] = "complete"
-        except KeyboardInterrupt:
-            raise
-        except Exception:  # noqa: BLE001 - recorded in the point's folder
-            out[i] = "failed"
+        out[i] = _execute_point(points[i], run, jobs, console)
 
 
 def _run_packed(points, todo, indices, root, sweep, console, argv, out: list[str]) -> set:
     """Train the points to run that pack (see ``iclab.framework._pack``) group by group;
     return the indices handled here."""
     from iclab.framework._pack import jobs_pack, pack_key, train_packed
-    from iclab.framework._run import execute
 
     groups: dict[str, list[int]] = {}
     for i in indices:
@@ -359,14 +358,7 @@ def _run_packed(points, todo, indices, root, sweep, console, argv, out: list[str
         for (i, run, jobs), done in zip(opened, trained, strict=True):
             if together:
                 run.set_status("running", packed_with=[r for r in ids if r != run.run_id])
-            try:
-                execute(points[i].recipe, points[i].config, run, console=console, jobs=jobs,
-                        trained=done)
-                out[i] = "complete"
-            except KeyboardInterrupt:
-                raise
-            except Exception:  # noqa: BLE001 - recorded in the point's folder
-                out[i] = "failed"
+            out[i] = _execute_point(points[i], run, jobs, console, trained=done)
     return handled
 
 
