@@ -3,9 +3,11 @@ so this directory is on ``sys.path``)."""
 
 import os
 import platform
+import resource
 import time
 
 import jax
+import jax.numpy as jnp
 
 
 def machine_line() -> str:
@@ -23,3 +25,30 @@ def timed(fn, *args, repeats: int) -> float:
     for _ in range(repeats):
         jax.block_until_ready(fn(*args))
     return (time.perf_counter() - start) / repeats
+
+
+def rss_gb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+
+
+def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
+    """Best float32 FLOP/s of an n×n×n matmul (2n³ FLOPs)."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    b = jax.random.normal(jax.random.key(1), (n, n))
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def step_flops(trainer, state) -> float:
+    """XLA's FLOP estimate of one training step (a chunk of length 1) of an
+    ``iclab.engine.Trainer`` (all its vmapped seeds)."""
+    compiled = jax.jit(trainer._run_chunk, static_argnums=1).lower(state, 1).compile()
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return float(analysis.get("flops", float("nan")))

@@ -11,8 +11,10 @@ Prints:
     separate training runs are);
   * wall time and peak RSS of ``iclab run icl-gd --quick`` in a subprocess.
 
-Targets (2-core CPU): >= 345 steps/s for the icl-gd step (5x the reference code's
-69 steps/s), vmapped sweep >= 20x faster than sequential, --quick peak RSS <= 1 GB.
+Targets (2-core CPU, issue "Performance"): >= 1,600 steps/s for the icl-gd step, vmapped
+sweep >= 20x faster than sequential, --quick peak RSS <= 1 GB. The reference code's speed
+is not printed here: it was measured side by side on one machine (docs/results/benchmarks.md
+gives it with that machine and date), and a figure from another host would mislead.
 
 Usage: python benchmarks/bench_icl_gd.py [--steps 1000] [--sweep-steps 1000] [--no-quick]
 """
@@ -29,34 +31,9 @@ import time
 import jax
 import jax.numpy as jnp
 
+from _timing import matmul_flops, rss_gb, step_flops
 from iclab.engine import TrainConfig, Trainer
 from iclab.recipes.icl_gd import experiment, full_config
-
-
-def rss_gb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
-
-
-def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
-    """Best float32 FLOP/s of an n×n×n matmul (2n³ FLOPs)."""
-    a = jax.random.normal(jax.random.key(0), (n, n))
-    b = jax.random.normal(jax.random.key(1), (n, n))
-    f = jax.jit(jnp.matmul)
-    f(a, b).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def step_flops(trainer: Trainer, state) -> float:
-    """XLA's FLOP estimate of one training step (a chunk of length 1)."""
-    compiled = jax.jit(trainer._run_chunk, static_argnums=1).lower(state, 1).compile()
-    analysis = compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list) else analysis
-    return float(analysis.get("flops", float("nan")))
 
 
 def time_chunks(trainer: Trainer, state, length: int, repeats: int = 3):
@@ -102,7 +79,7 @@ def bench_step(steps: int) -> None:
     data_s = time_data_only(config, steps)
     print("\n## icl-gd step (1 layer, batch 2048, data sampling included)")
     print(f"compile time            {compile_s:8.2f} s")
-    print(f"steps/s                 {rate:8.1f}   (target >= 345; reference code 69)")
+    print(f"steps/s                 {rate:8.1f}   (target >= 1600)")
     print(f"time per step           {1e3 / rate:8.3f} ms")
     print(f"XLA FLOPs per step      {flops / 1e6:8.1f} MFLOP")
     print(f"data sampling alone     {1e3 * data_s / steps:8.3f} ms/step "
