@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_full_cost.py
 	$(BIN)/python benchmarks/bench_compile.py
+	$(BIN)/python benchmarks/bench_profile.py
 
 # the docs site (mkdocs-material + mkdocstrings, the API from the docstrings), offline,
 # strict: any warning fails the build

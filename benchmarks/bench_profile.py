@@ -1,0 +1,91 @@
+"""Where a recipe's training step spends its time: for the costliest job of each recipe's
+quick mode (most steps × batch × parameters; one seed), the jitted pieces of a step timed
+on their own — sampling the batch, the loss (forward), loss and gradient (forward +
+backward) — against the whole step as the engine runs it (a compiled 10-step chunk:
+sampling, forward, backward, optimiser, divergence check). "optim+" is the whole step
+minus the gradient and the sampling; it is negative where XLA fuses the pieces inside the
+step (sampling into the forward pass), so that they cost less together than apart. Each
+piece is compiled before it is timed.
+
+Usage: python benchmarks/bench_profile.py [RECIPE ...] [--repeats 20]
+"""
+
+import argparse
+import dataclasses
+import time
+
+import equinox as eqx
+import jax
+
+from _timing import machine_line, matmul_flops, timed
+from iclab.engine import Trainer
+from iclab.framework import recipes
+from iclab.framework._run import build_jobs
+
+DEFAULT = ("icl-gd", "icl-gd-deep", "mesa", "function-classes", "versatile-lt",
+           "induction-heads", "bursty-icl")
+
+
+def profile(job, repeats: int) -> dict[str, float]:
+    """Seconds per call of each piece (one seed, the job's batch size)."""
+    train = dataclasses.replace(job.train, seeds=1, lr_grid=(), eval_every=10,
+                                probes=dataclasses.replace(job.train.probes, every=0))
+    trainer = Trainer(job.problem, job.optim, train)
+    problem, batch_size = job.problem, train.batch_size
+    state = trainer.init()
+    params = jax.tree.map(lambda a: a[0], state.params)
+    sample = jax.jit(lambda key: problem.sample_batch(key, batch_size))
+    batch = sample(jax.random.key(0))
+    loss = jax.jit(lambda p, b: problem.loss(trainer.model(p), b))
+    grad = jax.jit(jax.value_and_grad(lambda p, b: problem.loss(trainer.model(p), b)))
+    program = trainer._program(state, 10)
+
+    def chunk(s):
+        return program(s)[0]
+
+    out = {"sample": timed(sample, jax.random.key(1), repeats=repeats),
+           "forward": timed(loss, params, batch, repeats=repeats),
+           "forward+backward": timed(grad, params, batch, repeats=repeats)}
+    fresh = [trainer.init() for _ in range(repeats + 1)]  # the chunk donates its state
+    jax.block_until_ready(chunk(fresh[0]).params)
+    start = time.perf_counter()
+    for s in fresh[1:]:
+        jax.block_until_ready(chunk(s).params)
+    out["step"] = (time.perf_counter() - start) / repeats / 10
+    out["params"] = sum(x.size for x in jax.tree.leaves(eqx.filter(params, eqx.is_array)))
+    return out
+
+
+def _params(job) -> int:
+    model = eqx.filter_eval_shape(job.problem.init_model, jax.random.key(0))
+    return sum(x.size for x in jax.tree.leaves(model) if isinstance(x, jax.ShapeDtypeStruct))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("recipes", nargs="*", default=list(DEFAULT))
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    print(machine_line())
+    print(f"float32 matmul peak (1024³): {matmul_flops() / 1e9:.1f} GFLOP/s")
+    print(f"{'recipe / job':>34} {'batch':>6} {'params':>9} {'step ms':>8} {'sample':>7} "
+          f"{'fwd':>7} {'bwd':>7} {'optim+':>7}")
+    every = recipes()
+    for name in args.recipes:
+        jobs = build_jobs(every[name], every[name].quick())
+        if not jobs:
+            print(f"{name:>34}  (trains nothing)")
+            continue
+        job = max(jobs, key=lambda j: j.train.steps * j.train.batch_size * _params(j))
+        t = profile(job, args.repeats)
+        step = t["step"]
+        backward = t["forward+backward"] - t["forward"]
+        rest = step - t["forward+backward"] - t["sample"]
+        share = lambda x, step=step: f"{100 * x / step:6.0f}%"  # noqa: E731
+        print(f"{name + ' / ' + (job.tag or 'model'):>34} {job.train.batch_size:>6} "
+              f"{t['params']:>9} {1e3 * step:8.2f} {share(t['sample'])} "
+              f"{share(t['forward'])} {share(backward)} {share(rest)}")
+
+
+if __name__ == "__main__":
+    main()
