@@ -37,7 +37,6 @@ bench: venv
 	$(BIN)/python benchmarks/bench_disentangled.py
 	$(BIN)/python benchmarks/bench_concurrent.py
 	$(BIN)/python benchmarks/bench_sweep.py
-	$(BIN)/python benchmarks/bench_full_cost.py
 	$(BIN)/python benchmarks/bench_compile.py
 	$(BIN)/python benchmarks/bench_profile.py
 
