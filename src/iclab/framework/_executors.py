@@ -309,7 +309,7 @@ def _process(executor: Executor, work: Sequence[Work], console):
         while waiting and len(running) < workers:
             item = waiting.pop(0)
             w, i, tags = item
-            logs = executor_folder(executor, w.run)
+            logs = w.run.path / "executor"  # each run its own logs (not --submitit-folder)
             logs.mkdir(parents=True, exist_ok=True)
             log = open(logs / f"shard-{i}.log", "w")  # noqa: SIM115 - closed when it ends
             command = [sys.executable, "-m", "iclab.framework._shard", str(w.run.path),
@@ -330,7 +330,7 @@ def _process(executor: Executor, work: Sequence[Work], console):
     failures = []
     for (w, i, tags), code in ended:
         if code != 0:
-            path = executor_folder(executor, w.run) / f"shard-{i}.log"
+            path = w.run.path / "executor" / f"shard-{i}.log"
             text = path.read_text(errors="replace").strip().splitlines()
             last = text[-1] if text else f"exit code {code}"
             failures.append((w.run.run_id, tags, RuntimeError(f"{last} (log: {path})")))
