@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_disentangled.py
 	$(BIN)/python benchmarks/bench_concurrent.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_pack.py
 	$(BIN)/python benchmarks/bench_compile.py
 	$(BIN)/python benchmarks/bench_profile.py
 

@@ -96,3 +96,40 @@ SOLO = Recipe(name="solo", title="solo", description="one job, for packed sweeps
               experiment=_solo, measure=_measure,
               claims=[Claim("finite", "the loss is small", lambda r: r["final"].loss, "<=",
                             10.0)])
+
+
+@dataclass(frozen=True)
+class NoisyConfig:
+    """Args:
+        task: the regression task (its σ_max is set per job).
+        noise: one job per σ_max, all of the pack group "lsa".
+        other_lr: one more job of that group, with this learning rate (it does not pack).
+        train: the training length (every job).
+    """
+
+    task: LinearRegressionTask = field(default_factory=lambda: LinearRegressionTask(
+        d=3, n_context=8, noise_dist="uniform"))
+    noise: tuple[float, ...] = (0.25, 1.0, 2.0)
+    other_lr: float = 0.003
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=60, batch_size=64, eval_every=20, seeds=2))
+
+
+def _noisy(config):
+    model = LSATransformerConfig(dim=config.task.d + 1, init_scale=0.1)
+    init = lambda k: LSATransformer(model, key=k)  # noqa: E731
+    jobs = []
+    for i, sigma in enumerate((*config.noise, config.noise[0])):
+        task = replace(config.task, noise_std=sigma)
+        lr = 0.01 if i < len(config.noise) else config.other_lr
+        jobs.append(Job(f"s{i}", regression_problem(task, init), OptimConfig(lr=lr),
+                        config.train, eval_data=task.sample_batch(jax.random.key(3), 128),
+                        pack="lsa"))
+    return jobs
+
+
+NOISY = Recipe(name="noisy", title="noisy", description="one pack group over noise levels",
+               paper="-", config_type=NoisyConfig, full=NoisyConfig, quick=NoisyConfig,
+               experiment=_noisy, measure=_measure,
+               claims=[Claim("finite", "the loss is small", lambda r: r["final"].loss, "<=",
+                             10.0)])

@@ -7,6 +7,7 @@ interrupted (state "interrupted"; ``--resume`` continues it). ``iclab report`` e
 same way for the claims it re-evaluates (1 for an unfinished run).
 """
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class RunCmd:
     dry_run: bool = False
     """check the config, the store root and the memory needed, print the jobs, write
     nothing."""
+    pack: bool = False
+    """train the jobs of one pack group (same model, one per data setting, e.g. noise
+    level) as one program each; float32-close to unpacked; kept by --resume."""
     executor: Annotated[Executor, tyro.conf.OmitArgPrefixes] = Executor()
     """where the jobs train: --executor local|process|slurm|ray and its options."""
     tracking: Annotated[Tracking, tyro.conf.OmitArgPrefixes] = Tracking()
@@ -218,7 +222,8 @@ def _resume(cmd: "RunCmd"):
     is missing, damaged, or its config can no longer be rebuilt."""
     from iclab.store import DamagedRun, RunDir, check_run, find_run
 
-    if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick or cmd.dry_run:
+    if cmd.recipe is not None or cmd.set or cmd.seeds is not None or cmd.quick or \
+            cmd.dry_run or cmd.pack:
         raise ConfigError("--resume", cmd.resume,
                           "--resume with at most executor options: the run's own config is "
                           "reused")
@@ -300,19 +305,23 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
             check_environment()
             jobs = build_jobs(recipe, config)
             check_memory(jobs, workers=recipe.workers or default_workers())
+            if run.config().get("pack"):
+                from iclab.framework._pack import pack_jobs
+
+                jobs = pack_jobs(jobs)
         else:
             if cmd.recipe is None:
                 from iclab.framework import recipes
 
                 raise ConfigError("recipe", None, ", ".join(recipes()))
             recipe, config, mode, jobs = prepare(cmd.recipe, cmd.quick, cmd.seeds, cmd.set,
-                                                 out=cmd.out)
+                                                 out=cmd.out, pack=cmd.pack)
             if cmd.dry_run:
                 _plan(console, recipe, config, mode, jobs)
                 return 0
             run = RunDir.create(cmd.out, recipe.name,
                                 run_record(recipe, config, mode, cmd.set, cmd.seeds,
-                                           executor=cmd.executor),
+                                           executor=cmd.executor, pack=cmd.pack),
                                 provenance=provenance(["iclab", *argv]))
     except ConfigError as err:
         return _fail(console, str(err))
@@ -361,12 +370,15 @@ def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
     for column in ("job", "steps", "batch", "seeds", "memory at least"):
         table.add_column(column, overflow="fold")
     for job in jobs:
+        groups = len(job.packed) or 1  # a packed job's members: seeds × its jobs
         try:
-            need = size(footprint(job.problem, job.optim, job.train).total)
+            need = size(footprint(job.problem, job.optim, dataclasses.replace(
+                job.train, seeds=job.train.seeds * groups)).total)
         except Exception:  # noqa: BLE001 - not traceable abstractly
             need = "?"
         table.add_row(job.tag or "(model)", str(job.train.steps), str(job.train.batch_size),
-                      str(job.train.seeds), need)
+                      str(job.train.seeds) + (f" × {groups} jobs" if job.packed else ""),
+                      need)
     console.print(table)
     available = available_memory()
     if available is not None:

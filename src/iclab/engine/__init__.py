@@ -29,6 +29,7 @@ from iclab.engine._problems import query_token_problem as query_token_problem
 from iclab.engine._problems import regression_loss as regression_loss
 from iclab.engine._problems import regression_problem as regression_problem
 from iclab.engine._problems import sequence_loss_per_step as sequence_loss_per_step
+from iclab.engine._train import Packable as Packable
 from iclab.engine._train import Problem as Problem
 from iclab.engine._train import TrainConfig as TrainConfig
 from iclab.engine._train import Trainer as Trainer
@@ -65,6 +66,7 @@ __all__ = [  # the public API (what the docs site renders)
     "regression_loss",
     "regression_problem",
     "sequence_loss_per_step",
+    "Packable",
     "Problem",
     "TrainConfig",
     "Trainer",

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-from iclab.engine._train import Problem
+from iclab.engine._train import Packable, Problem
 from iclab.instruments import query_loss
 from iclab.tasks import (
     DynamicsTask,
@@ -33,12 +33,20 @@ def regression_loss(model, batch: RegressionExample):
 def regression_problem(task: LinearRegressionTask, init_model: Callable,
                        evaluate: Callable | None = None) -> Problem:
     """Train any tokens → ŷ model on fresh tasks; by default evaluate the test loss
-    on a held-out ``RegressionExample`` batch."""
+    on a held-out ``RegressionExample`` batch.
+
+    The problem is ``Packable`` over the task's ``ARRAY_FIELDS`` (noise level, scales):
+    its family is the task without them (the model and evaluation are the packer's to
+    match)."""
     if evaluate is None:
         evaluate = lambda model, batch: {"test_loss": regression_loss(model, batch)}
+    fields = task.array_fields()
+    packable = Packable(
+        values=fields, rebuild=lambda values: regression_problem(
+            task.with_arrays(**values), init_model, evaluate),
+        family=("regression", task.with_arrays(**dict.fromkeys(fields, 0.0))))
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=regression_loss,
-                   inputs=jax.vmap(to_tokens),
-                   evaluate=evaluate)
+                   inputs=jax.vmap(to_tokens), evaluate=evaluate, packable=packable)
 
 
 def sequence_loss_per_step(model, batch: Trajectory,

@@ -13,7 +13,7 @@ chunking, and a resumed run repeats an uninterrupted one.
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +105,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Packable:
+    """How a problem is rebuilt from array-valued data parameters, so that problems that
+    differ only in them train as one vmapped program (``Trainer(..., data=...)``).
+
+    Args:
+        values: this problem's data parameters (a pytree of numbers, e.g. a task's
+            ``array_fields()``).
+        rebuild: values (possibly traced) → the problem with those parameters.
+        family: what else its data depends on, comparable (e.g. the task without its
+            array fields); the model and the evaluation are the packer's to match.
+    """
+
+    values: Any
+    rebuild: Callable[[Any], "Problem"]
+    family: Any
+
+
+@dataclass(frozen=True)
 class Problem:
     """What to train: pure functions, all traced inside ``jit``.
 
@@ -123,6 +141,9 @@ class Problem:
         scaling: optional ``iclab.parametrisation.Scaling`` the optimiser applies (its
             per-array learning-rate, weight-decay and ε multipliers); ``parametrised``
             sets it together with an ``init_model`` that applies its initialisation.
+        packable: optional ``Packable``: the problem as a function of its data parameters
+            (``regression_problem`` sets it), for training several data settings in one
+            program.
     """
 
     init_model: Callable[[PRNGKeyArray], eqx.Module]
@@ -132,6 +153,7 @@ class Problem:
     sample_scheduled: Callable[[PRNGKeyArray, int, Array], Any] | None = None
     inputs: Callable[[Any], Array] | None = None
     scaling: Any = None
+    packable: Packable | None = None
 
 
 class TrainState(eqx.Module):
@@ -260,10 +282,41 @@ def check_training(problem: "Problem", optim: OptimConfig, train: TrainConfig) -
 
 
 class Trainer:
-    """Trains ``train.seeds`` copies of a problem's model as one vmapped program."""
+    """Trains ``train.seeds`` copies of a problem's model as one vmapped program.
 
-    def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig):
+    Args:
+        problem: what to train.
+        optim: the optimiser.
+        train: steps, batch, evaluation interval, seeds (and an ``lr_grid``).
+        data: optional data parameters, one per group (e.g. ``[{"noise_std": 1.0},
+            {"noise_std": 3.0}]``), for a problem with a ``Packable``: every group trains
+            ``train.seeds`` seeds of ``problem.packable.rebuild(values)``, all in one
+            program. Member k is group ``k // seeds``'s seed ``train.seed + k % seeds``
+            (each group starts from the same initialisations, as an ``lr_grid`` does);
+            ``eval_data`` is then stacked over the groups on a leading axis. Not together
+            with an ``lr_grid`` or probes.
+        group_tags: with ``data``, the tag of each group: its members' metric rows are
+            named ``"{tag}/{metric}"`` with seeds ``train.seed + k % seeds`` (as if each
+            group had trained alone under that tag). Default: rows as without groups.
+    """
+
+    def __init__(self, problem: Problem, optim: OptimConfig, train: TrainConfig,
+                 data: Sequence | None = None, group_tags: Sequence[str] | None = None):
         self.problem, self.train = problem, train
+        self.group_tags = list(group_tags) if group_tags else None
+        if self.group_tags is not None and len(self.group_tags) != len(data or ()):
+            raise ValueError(f"{len(self.group_tags)} group tags for "
+                             f"{len(data or ())} data groups")
+        self.groups = len(data) if data else 1
+        """Data groups trained together (1 without ``data``)."""
+        self._data = list(data) if data else None
+        if self._data is not None:
+            if problem.packable is None:
+                raise ValueError("Trainer(data=...) needs a problem with a Packable "
+                                 "(problem.packable is None)")
+            if train.lr_grid or train.probes.every:
+                raise ValueError("Trainer(data=...) packs data groups alone: not with "
+                                 "train.lr_grid or train.probes")
         example = _abstract_model(problem.init_model)
         roles = roles_of(example)
         self.optimizer = make_optimizer(optim, train.steps, roles=roles,
@@ -279,8 +332,9 @@ class Trainer:
             self.optimizer = optax.chain(self.optimizer, optax.inject_hyperparams(
                 _lr_multiplier)(lr_multiplier=1.0))
         self._base_lr = optim.lr
-        self.members = train.members
-        """Models trained together: ``train.seeds`` × the learning rates of its grid."""
+        self.members = train.members * self.groups
+        """Models trained together: ``train.seeds`` × the learning rates of its grid, or
+        × the data groups."""
         self._roles = roles
         _, self.static = eqx.partition(example, _is_array_like)
         self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
@@ -288,6 +342,8 @@ class Trainer:
         self.compile_seconds = 0.0
         """Seconds spent compiling chunk programs (kept out of the steps/s figure)."""
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
+        self._evaluate_groups = jax.jit(jax.vmap(jax.vmap(
+            self._evaluate_data, in_axes=(0, None, None)), in_axes=(0, 0, 0)))
         self._init = jax.jit(jax.vmap(self._init_one))
         self._history: dict[str, list] = {"step": [], "seed": [], "metric": [], "value": []}
         self._probe = jax.jit(jax.vmap(self._probe_one, in_axes=(0, 0, None, 0)))
@@ -346,15 +402,30 @@ class Trainer:
         return jax.tree.map(lambda p, r: p * scale if r in weights else p, params,
                             self._roles(params))
 
-    def _step_one(self, state: TrainState, _) -> tuple[TrainState, Array]:
+    def _problem_for(self, data: Any) -> Problem:
+        """The problem of one member: with its (traced) data parameters, when packed."""
+        return self.problem if data is None else self.problem.packable.rebuild(data)
+
+    def member_data(self) -> Any:
+        """The data parameters of every member, stacked (None without ``data``)."""
+        if self._data is None:
+            return None
+        seeds = self.train.seeds
+        with self.precision():
+            return jax.tree.map(lambda *v: jnp.repeat(jnp.stack(
+                [jnp.asarray(x, dtype=jnp.result_type(float)) for x in v]), seeds, axis=0),
+                *self._data)
+
+    def _step_one(self, state: TrainState, data: Any) -> tuple[TrainState, Array]:
+        problem = self._problem_for(data)
         data_key = jax.random.wrap_key_data(state.data_key)
         key = jax.random.fold_in(data_key, state.step)
-        if self.problem.sample_scheduled is None:
-            batch = self.problem.sample_batch(key, self.train.batch_size)
+        if problem.sample_scheduled is None:
+            batch = problem.sample_batch(key, self.train.batch_size)
         else:
-            batch = self.problem.sample_scheduled(key, self.train.batch_size, state.step)
+            batch = problem.sample_scheduled(key, self.train.batch_size, state.step)
         loss, grads = jax.value_and_grad(
-            lambda p: self.problem.loss(self.model(p), batch))(state.params)
+            lambda p: problem.loss(self.model(p), batch))(state.params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         if self._stateful:  # e.g. σReparam's power iteration, after the step
@@ -365,12 +436,17 @@ class Trainer:
         return (TrainState(params, opt_state, state.step + 1, state.data_key, ~ok),
                 jnp.where(ok, loss, jnp.nan))
 
-    def _run_chunk(self, state: TrainState, length: int) -> tuple[TrainState, Array]:
-        scan = lambda s: jax.lax.scan(self._step_one, s, None, length=length)
-        return jax.vmap(scan)(state)
+    def _run_chunk(self, state: TrainState, length: int, data: Any
+                   ) -> tuple[TrainState, Array]:
+        scan = lambda s, d: jax.lax.scan(lambda st, _: self._step_one(st, d), s, None,
+                                         length=length)
+        return jax.vmap(scan)(state, data)
 
     def _evaluate_one(self, params: Any, eval_data: Any) -> dict[str, Array]:
         return self.problem.evaluate(self.model(params), eval_data)
+
+    def _evaluate_data(self, params: Any, data: Any, eval_data: Any) -> dict[str, Array]:
+        return self._problem_for(data).evaluate(self.model(params), eval_data)
 
     def _probe_one(self, params: Any, opt_state: Any, batch: Any, initial: Any
                    ) -> dict[str, Array]:
@@ -405,10 +481,13 @@ class Trainer:
             return self._program(state, length)(state)
 
     def _program(self, state: TrainState, length: int):
+        """The compiled chunk of ``length`` steps, a function of the state alone."""
         if length not in self._compiled:
             start = time.perf_counter()
+            data = self.member_data()
             with self.precision():
-                self._compiled[length] = self._chunk.lower(state, length).compile()
+                compiled = self._chunk.lower(state, length, data).compile()
+            self._compiled[length] = lambda s, c=compiled, d=data: c(s, d)
             self.compile_seconds += time.perf_counter() - start
         return self._compiled[length]
 
@@ -417,8 +496,15 @@ class Trainer:
         """``problem.evaluate`` for every seed: metric → (seeds, ...). A halted (diverged)
         seed reads NaN unless ``halted_as_nan`` is False (then: its last finite model)."""
         with self.precision():
-            out = {k: np.asarray(v) for k, v in self._evaluate(state.params,
-                                                               eval_data).items()}
+            if self._data is None:
+                out = self._evaluate(state.params, eval_data)
+            else:  # (groups, seeds, ...) over the groups' data and stacked eval_data
+                g, s = self.groups, self.train.seeds
+                grouped = jax.tree.map(lambda a: a.reshape(g, s, *a.shape[1:]), state.params)
+                data = jax.tree.map(lambda a: a[::s], self.member_data())
+                out = jax.tree.map(lambda a: a.reshape(g * s, *a.shape[2:]),
+                                   self._evaluate_groups(grouped, data, eval_data))
+            out = {k: np.asarray(v) for k, v in out.items()}
         halted = np.asarray(state.halted)
         if halted_as_nan and halted.any():
             out = {k: _nan_where(v, halted) for k, v in out.items()}
@@ -488,7 +574,8 @@ class Trainer:
             for s, (at, what) in new.items():
                 diverged.add(s)
                 if log is not None:
-                    log(f"{tag or 'model'}: seed {self.train.seed + s} diverged at step {at} "
+                    seed, metric = self._row(s, "", tag)
+                    log(f"{metric.rstrip('/') or 'model'}: seed {seed} diverged at step {at} "
                         f"(non-finite {what})")
             if run is not None:
                 run.save_checkpoint(state, step, ckpt)
@@ -512,6 +599,13 @@ class Trainer:
         halted[seeds] = True
         return eqx.tree_at(lambda s: s.halted, state, jnp.asarray(halted))
 
+    def _row(self, k: int, name: str, tag: str) -> tuple[int, str]:
+        """The seed and metric name of member k's rows."""
+        if self.group_tags is not None:
+            return (self.train.member_seed(k), f"{self.group_tags[k // self.train.seeds]}/"
+                                               f"{name}")
+        return self.train.seed + k, f"{tag}/{name}" if tag else name
+
     def _record_last_finite(self, run, end: int, new: dict, metrics: dict, tag: str) -> None:
         """The evaluation of each newly diverged seed's last finite model, at the step it
         diverged (it kept the parameters that step started from)."""
@@ -525,9 +619,9 @@ class Trainer:
                 values = np.asarray(values)
                 if values.shape[:1] != (self.members,):
                     continue
+                seed, metric = self._row(s, name, tag)
                 for v in values[s].reshape(-1):
-                    rows.add(at, self.train.seed + s, f"{tag}/{name}" if tag else name,
-                             float(v))
+                    rows.add(at, seed, metric, float(v))
         for key, column in rows.columns.items():
             self._history[key].extend(column)
         if run is not None and rows.columns["step"]:
@@ -538,17 +632,21 @@ class Trainer:
                 diverged: dict[int, tuple[int, str]] | None = None) -> None:
         if train_loss is not None:
             metrics = {"train_loss": train_loss, **metrics}
-        if tag:
-            metrics = {f"{tag}/{name}": value for name, value in metrics.items()}
         from iclab.store import MetricRows
 
         rows = MetricRows()
         for name, values in metrics.items():
-            for s, v in enumerate(np.asarray(values).reshape(-1)):
-                rows.add(step, self.train.seed + s, name, float(v))
+            values = np.asarray(values).reshape(-1)
+            per_member = values.size // self.members if values.size % self.members == 0 \
+                else None
+            for i, v in enumerate(values):
+                k = i if per_member is None else i // per_member
+                seed, metric = self._row(k, name, tag) if self.group_tags is not None \
+                    else (self.train.seed + i, f"{tag}/{name}" if tag else name)
+                rows.add(step, seed, metric, float(v))
         for s, (at, _) in (diverged or {}).items():
-            rows.add(step, self.train.seed + s, f"{tag}/diverged_step" if tag else
-                     "diverged_step", float(at))
+            seed, metric = self._row(s, "diverged_step", tag)
+            rows.add(step, seed, metric, float(at))
         for key, column in rows.columns.items():
             self._history[key].extend(column)
         if run is not None:

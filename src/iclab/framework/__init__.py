@@ -7,6 +7,7 @@ See ``docs/writing-a-recipe.md``.
 from iclab.framework._executors import Executor as Executor
 from iclab.framework._executors import ShardFailed as ShardFailed
 from iclab.framework._executors import train_shard as train_shard
+from iclab.framework._pack import pack_jobs as pack_jobs
 from iclab.framework._recipe import Job as Job
 from iclab.framework._recipe import Recipe as Recipe
 from iclab.framework._recipe import TrainedJob as TrainedJob
@@ -42,6 +43,7 @@ __all__ = [  # the public API (what the docs site renders)
     "Executor",
     "ShardFailed",
     "train_shard",
+    "pack_jobs",
     "Job",
     "Recipe",
     "TrainedJob",

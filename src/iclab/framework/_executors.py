@@ -152,7 +152,7 @@ def train_shard(run_path: str, tags: Sequence[str]) -> dict[str, int]:
 
     jax.config.update("jax_default_matmul_precision", "highest")  # as ``iclab run``
     from iclab.config import from_dict, validate
-    from iclab.engine import FitJob, Trainer, fit_concurrently
+    from iclab.engine import FitJob, fit_concurrently
     from iclab.framework._recipe import saved_recipe
     from iclab.framework._run import build_jobs
     from iclab.store import RunDir
@@ -161,7 +161,7 @@ def train_shard(run_path: str, tags: Sequence[str]) -> dict[str, int]:
     saved = run.config()
     recipe = saved_recipe(saved)
     config = validate(from_dict(recipe.config_type, saved["config"]))
-    by_tag = {job.tag: job for job in build_jobs(recipe, config)}
+    by_tag = {job.tag: job for job in build_jobs(recipe, config, pack=bool(saved.get("pack")))}
     missing = [tag for tag in tags if tag not in by_tag]
     if missing:
         raise ValueError(f"run {run.run_id} has no jobs {missing} (its jobs: {list(by_tag)})")
@@ -169,8 +169,8 @@ def train_shard(run_path: str, tags: Sequence[str]) -> dict[str, int]:
     for tag in tags:
         job = by_tag[tag]
         with run.hold(f"lock-job-{tag}" if tag else "lock-job"):
-            trainer = Trainer(job.problem, job.optim, job.train)
-            fit_job = FitJob(trainer, job.eval_data, tag=tag, stop=job.stop, cost=job.cost)
+            fit_job = FitJob(job.trainer(), job.eval_data, tag=tag, stop=job.stop,
+                             cost=job.cost)
             state = fit_concurrently([fit_job], run=run, workers=1)[0]
         done[tag] = int(state.step[0])
     return done

@@ -1,4 +1,16 @@
-"""Packing: a sweep's points that differ only in learning rates train as one vmapped
+"""Packing: models of the same static shape train as one vmapped program.
+
+*A recipe's jobs* (``pack_jobs``, ``iclab run --pack``): jobs with the same ``Job.pack``
+label, the same optimiser and training config, no stopping rule and problems of one
+``Packable`` family (the same task but for its array fields, e.g. one noise level each)
+train as one job whose members are every job's seeds (``Trainer(data=...)``). The packed
+job has its own checkpoint (``checkpoint-pack-LABEL``) and resumes from it; its members'
+metric rows carry their own jobs' tags and seeds, and the measurement gets every job
+back by its own tag, so the run folder reads as an unpacked one. Vmapped over data, a
+member trains as its job alone does to float32 rounding, not necessarily bit for bit, so
+``--pack`` is recorded in ``config.json`` and a resumed run packs as it started.
+
+*A sweep's points* that differ only in learning rates train as one vmapped
 program per job (``TrainConfig.lr_grid``: one compilation for all of them).
 
 Points pack together when their resolved configs are equal but for keys named ``lr``
@@ -17,6 +29,8 @@ again from the start.
 import dataclasses
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from iclab.config import to_dict
@@ -91,3 +105,40 @@ def train_packed(points_runs_jobs: list[tuple], console=None) -> list[dict]:
                 final={k: np.asarray(v)[p * s:(p + 1) * s] for k, v in final.items()},
                 step=int(state.step[0]), history=rows.reset_index(drop=True))
     return out
+
+
+def _packs(job) -> bool:
+    return bool(job.pack) and job.problem.packable is not None and job.stop is None \
+        and not job.train.lr_grid and not job.train.probes.every and not job.packed
+
+
+def pack_jobs(jobs: list) -> list:
+    """The jobs with those of one pack label, optimiser, training config and ``Packable``
+    family replaced by one packed job (at the place of the first; see the module
+    docstring); every other job as it is."""
+    from iclab.framework._recipe import Job
+
+    groups: dict = {}
+    for i, job in enumerate(jobs):
+        if _packs(job):
+            key = (job.pack, job.optim, job.train, job.problem.packable.family)
+            groups.setdefault(key, []).append(i)
+    labels: dict = {}
+    replace: dict = {}
+    for key, members in groups.items():
+        if len(members) < 2:
+            continue
+        group = [jobs[i] for i in members]
+        try:
+            eval_data = jax.tree.map(lambda *a: jnp.stack(a), *[j.eval_data for j in group])
+        except (ValueError, TypeError):  # evaluation data of different shapes: unpacked
+            continue
+        n = labels[key[0]] = labels.get(key[0], 0) + 1
+        first = group[0]
+        replace[members[0]] = Job(
+            f"pack-{key[0]}" + (f"-{n}" if n > 1 else ""), first.problem, first.optim,
+            first.train, eval_data=eval_data, label=f"{key[0]} × {len(group)} (packed)",
+            cost=sum(j.cost for j in group), packed=tuple(group))
+        replace.update(dict.fromkeys(members[1:]))
+    return [replace[i] if i in replace else job for i, job in enumerate(jobs)
+            if i not in replace or replace[i] is not None]

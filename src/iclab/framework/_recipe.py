@@ -30,6 +30,10 @@ class Job:
         stop: optional early-stopping rule ``(step, metrics) -> bool``.
         cost: relative cost, for the start order of concurrent jobs.
         info: anything the measurement needs alongside the models (tuned baselines, ...).
+        pack: jobs with the same non-empty label train the same model with the same
+            evaluation on problems of one ``Packable`` family (e.g. one per noise level):
+            with ``iclab run --pack`` they train as one program (``pack_jobs``).
+        packed: set by ``pack_jobs``: the jobs this one trains together.
     """
 
     tag: str
@@ -41,6 +45,16 @@ class Job:
     stop: Callable[[int, dict], bool] | None = None
     cost: float = 1.0
     info: dict = field(default_factory=dict)
+    pack: str = ""
+    packed: tuple = ()
+
+    def trainer(self) -> Trainer:
+        """Its trainer (of every job it packs, one group each)."""
+        if not self.packed:
+            return Trainer(self.problem, self.optim, self.train)
+        return Trainer(self.problem, self.optim, self.train,
+                       data=[j.problem.packable.values for j in self.packed],
+                       group_tags=[j.tag for j in self.packed])
 
 
 @dataclass(frozen=True)
@@ -201,7 +215,7 @@ def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None 
     """Train every job through one path (``fit_concurrently``) and return them by tag."""
     from iclab.engine import FitJob, fit_concurrently
 
-    trainers = [Trainer(job.problem, job.optim, job.train) for job in jobs]
+    trainers = [job.trainer() for job in jobs]
     fit_jobs = [FitJob(trainer, job.eval_data, tag=job.tag, label=job.label or job.tag
                        or "training", stop=job.stop, cost=job.cost)
                 for trainer, job in zip(trainers, jobs, strict=True)]
@@ -210,16 +224,26 @@ def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None 
     out = {}
     for job, trainer, state in zip(jobs, trainers, states, strict=True):
         history = trainer.history if everything is None else everything
-        if job.tag:
-            prefix = f"{job.tag}/"
-            history = history[history.metric.str.startswith(prefix)].copy()
-            history["metric"] = history.metric.str.slice(len(prefix))
-        elif everything is not None:
-            history = history[~history.metric.str.contains("/", regex=False)]
-        out[job.tag] = TrainedJob(job=job, models=trainer.models(state),
-                                  seeds=[job.train.seed + k
-                                         for k in range(job.train.members)],
-                                  final=trainer.evaluate(state, job.eval_data),
-                                  step=int(state.step[0]),
-                                  history=history.reset_index(drop=True))
+        models, final = trainer.models(state), trainer.evaluate(state, job.eval_data)
+        s = job.train.members
+        for g, member in enumerate(job.packed or (job,)):  # a packed job: one per group
+            part = slice(g * s, (g + 1) * s)
+            out[member.tag] = TrainedJob(
+                job=member, models=models[part],
+                seeds=[job.train.seed + k for k in range(s)],
+                final={k: np.asarray(v)[part] for k, v in final.items()},
+                step=int(state.step[0]), history=_tagged(history, member.tag,
+                                                         everything is not None))
     return out
+
+
+def _tagged(history, tag: str, shared: bool):
+    """The rows of the job ``tag`` (names without the tag) of a metric history; a shared
+    one (the run's) holds other jobs' rows too."""
+    if tag:
+        prefix = f"{tag}/"
+        history = history[history.metric.str.startswith(prefix)].copy()
+        history["metric"] = history.metric.str.slice(len(prefix))
+    elif shared:
+        history = history[~history.metric.str.contains("/", regex=False)]
+    return history.reset_index(drop=True)

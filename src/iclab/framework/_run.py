@@ -143,7 +143,7 @@ def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
     if trained is not None:
         return _measure(recipe, config, run, console, trained)
     if jobs is None:
-        jobs = build_jobs(recipe, config, model)
+        jobs = build_jobs(recipe, config, model, pack=bool(run.config().get("pack")))
     if executor is not None and executor.kind != "local":
         from iclab.framework._executors import dispatch
 
@@ -173,15 +173,19 @@ def _measure(recipe, config, run, console, trained):
     return claims, checks
 
 
-def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None) -> list:
-    """The recipe's jobs for ``config`` (its evaluation data built); an allocation failure
-    while building them is a ``ConfigError`` (the config is too large for this machine)."""
+def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None,
+               pack: bool = False) -> list:
+    """The recipe's jobs for ``config`` (its evaluation data built), packed with
+    ``pack_jobs`` if ``pack``; an allocation failure while building them is a
+    ``ConfigError`` (the config is too large for this machine)."""
     from iclab._errors import ConfigError
+    from iclab.framework._pack import pack_jobs
     from iclab.framework._preflight import memory_error
 
     try:
-        return list(recipe.experiment(config) if model is None
+        jobs = list(recipe.experiment(config) if model is None
                     else recipe.experiment(config, model=model))
+        return pack_jobs(jobs) if pack else jobs
     except Exception as err:
         if not memory_error(err):
             raise
@@ -201,26 +205,28 @@ def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None) -> li
 
 def prepare(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
             overrides: tuple[str, ...] | list[str] = (), out: str | None = None,
-            model: Callable | None = None):
+            model: Callable | None = None, pack: bool = False):
     """Everything checked before a run folder is created: the config (types, ranges,
     finiteness, the recipe's own rules), the store root ``out``, the environment, and the
     jobs' memory footprint against what the device has available.
 
     Returns:
-        ``(recipe, config, mode, jobs)``.
+        ``(recipe, config, mode, jobs)``, the jobs packed if ``pack`` (``pack_jobs``).
 
     Raises:
         ConfigError: the first problem found (nothing has been written).
     """
     recipe, config, mode = make_config(name, quick, seeds, overrides)
-    return recipe, config, mode, preflight(recipe, config, overrides, out, model)
+    return recipe, config, mode, preflight(recipe, config, overrides, out, model, pack)
 
 
 def preflight(recipe: Recipe, config: Any, overrides=(), out: str | None = None,
-              model: Callable | None = None) -> list:
+              model: Callable | None = None, pack: bool = False) -> list:
     """The checks of ``prepare`` after the config: the store root, the environment, the
-    jobs (built) and their memory; returns the jobs (``ConfigError`` on a problem)."""
+    jobs (built) and their memory; returns the jobs, packed if ``pack`` (``ConfigError``
+    on a problem)."""
     from iclab.engine import check_training, default_workers
+    from iclab.framework._pack import pack_jobs
     from iclab.framework._preflight import check_environment, check_memory, check_store_root
 
     if out is not None:
@@ -230,7 +236,7 @@ def preflight(recipe: Recipe, config: Any, overrides=(), out: str | None = None,
     for job in jobs:
         check_training(job.problem, job.optim, job.train)
     check_memory(jobs, overrides, workers=recipe.workers or default_workers())
-    return jobs
+    return pack_jobs(jobs) if pack else jobs
 
 
 def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
@@ -263,10 +269,11 @@ def make_config(name: "str | Recipe", quick: bool = False, seeds: int | None = N
 
 
 def run_record(recipe: Recipe, config: Any, mode: str, overrides, seeds: int | None,
-               model: Callable | None = None, executor=None) -> dict:
+               model: Callable | None = None, executor=None, pack: bool = False) -> dict:
     """A run folder's ``config.json``: the recipe (and ``recipe_ref``, what imports a
-    recipe of your own), mode, overrides, seeds and resolved config. With an executor
-    other than local the recipe must be importable by other processes (``ConfigError``)."""
+    recipe of your own), mode, overrides, seeds, resolved config and whether its jobs are
+    packed. With an executor other than local the recipe must be importable by other
+    processes (``ConfigError``)."""
     from iclab._errors import ConfigError
     from iclab.config import to_dict
     from iclab.framework._recipe import recipe_reference
@@ -283,6 +290,8 @@ def run_record(recipe: Recipe, config: Any, mode: str, overrides, seeds: int | N
         record["recipe_ref"] = ref
     if model is not None:
         record["model"] = getattr(model, "__qualname__", repr(model))
+    if pack:
+        record["pack"] = True
     return record
 
 
@@ -295,7 +304,7 @@ def accepts_model(recipe: Recipe) -> bool:
 
 def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
         set: tuple[str, ...] | list[str] = (), out: str = "runs", model: Callable | None = None,
-        console=None, executor=None, tracking=None):
+        console=None, executor=None, tracking=None, pack: bool = False):
     """Run a recipe from Python and return its loaded run (``iclab.load_run``).
 
     Args:
@@ -311,6 +320,9 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
             process's threads). A recipe given as an object, or a model factory, trains in
             this process only.
         tracking: tracker sinks (``iclab.store.Tracking(track=("tensorboard",))``).
+        pack: train the jobs that declare one ``Job.pack`` group as one program each
+            (``iclab.framework.pack_jobs``; float32-close to unpacked, recorded in
+            ``config.json``).
 
     Examples:
         >>> import iclab
@@ -335,9 +347,9 @@ def run(name: "str | Recipe", quick: bool = False, seeds: int | None = None,
             raise ConfigError("executor", executor.kind, "local for a model factory (other "
                               "processes rebuild a run from its recipe and config)")
         executor.check()
-    recipe, config, mode, jobs = prepare(name, quick, seeds, tuple(set), out, model)
+    recipe, config, mode, jobs = prepare(name, quick, seeds, tuple(set), out, model, pack)
     folder = RunDir.create(out, recipe.name, run_record(recipe, config, mode, set, seeds,
-                                                        model, executor),
+                                                        model, executor, pack),
                            provenance=provenance())
     if tracking is not None:
         tracking.check()

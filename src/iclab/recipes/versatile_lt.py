@@ -323,7 +323,8 @@ def experiment(config: VersatileLTConfig) -> list[Job]:
                                 regression_problem(s["task"], init), config.optim, config.train,
                                 eval_data=eval_batch, label=f"{s['label']} {variant} L={depth}",
                                 cost=depth, info={"setting": s_index, "variant": variant,
-                                                  "depth": depth}))
+                                                  "depth": depth},
+                                pack=f"{variant}-L{depth}"))
     return jobs
 
 

@@ -97,6 +97,8 @@ class LinearRegressionTask(BatchDrawnTask):
     noise_levels: tuple[float, ...] = ()
     query_noise: bool = True
 
+    ARRAY_FIELDS = ("noise_std", "w_scale", "input_range", "input_std")
+
     def __post_init__(self):
         check_positive_int("task.d", self.d)
         check_positive_int("task.n_context", self.n_context)
@@ -154,13 +156,18 @@ class LinearRegressionTask(BatchDrawnTask):
         xs = self._inputs(key_x, (b, n, d))
         ys = jnp.einsum("bnd,bd->bn", xs, w)
         sigma = self._noise_levels(key_sigma, b)
-        if self.noise_dist != "fixed" or self.noise_std > 0:
+        if self.noise_dist != "fixed" or not _is_zero(self.noise_std):
             noise = jax.random.normal(key_noise, (b * n,)).reshape(b, n) * sigma[:, None]
             if not self.query_noise:
                 noise = noise.at[:, -1].set(0.0)
             ys = ys + noise
         return RegressionExample(x=xs[:, :-1], y=ys[:, :-1], x_query=xs[:, -1],
                                  y_query=ys[:, -1], w=w, noise_std=sigma)
+
+
+def _is_zero(value) -> bool:
+    """Whether a (possibly traced) value is a Python zero: a traced σ adds its noise."""
+    return isinstance(value, int | float) and value == 0
 
 
 def to_tokens(example: RegressionExample) -> Float[Array, "n+1 d+1"]:

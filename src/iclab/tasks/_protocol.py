@@ -12,9 +12,15 @@ A task derives from ``VmappedTask`` (it implements ``sample``; batches are its `
 or, declared, from ``BatchDrawnTask``: its reference code draws whole batches at once (von
 Oswald et al.'s in-context regression), so it implements ``sample_batch`` to keep that
 random stream, and its ``sample`` is the batch of one.
+
+A task may declare ``ARRAY_FIELDS``: numeric fields its sampler reads only as arrays (no
+Python branch on their value), so a traced value works. Tasks that differ only in those
+fields can train as one vmapped program (``iclab.engine.Packable``); ``with_arrays``
+sets them.
 """
 
 import abc
+import copy
 from typing import Any, ClassVar
 
 import jax
@@ -28,6 +34,24 @@ class Task(abc.ABC):
     ``BatchDrawnTask``."""
 
     OPTIONS: ClassVar[dict[str, tuple | None]] = {}
+    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def array_fields(self) -> dict[str, float]:
+        """The values of the ``ARRAY_FIELDS``."""
+        return {name: getattr(self, name) for name in self.ARRAY_FIELDS}
+
+    def with_arrays(self, **values) -> "Task":
+        """A copy with some ``ARRAY_FIELDS`` set to ``values`` (arrays or tracers), without
+        the dataclass's validation: the values are those of tasks that were validated, or
+        tracers of them inside a packed program."""
+        unknown = sorted(set(values) - set(self.ARRAY_FIELDS))
+        if unknown:
+            raise ConfigError(f"{type(self).__name__} array field", unknown[0],
+                              "one of " + (", ".join(self.ARRAY_FIELDS) or "none"))
+        task = copy.copy(self)
+        for name, value in values.items():
+            object.__setattr__(task, name, value)
+        return task
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Refuse an undeclared option or a value outside the declared ones."""
