@@ -122,3 +122,27 @@ def test_interpolated_head_ends_at_both_functions_and_is_flat_between_equivalent
                                    rtol=1e-4, atol=1e-5)
     mid = predict(interpolated_head(other, ref, d, 0.5))
     assert float(jnp.abs(mid - predict(ref)).max()) > 1e-2
+
+
+def test_layer_losses_follow_numpy_gradient_descent_step_by_step():
+    """Inside the L-layer GD construction, the read-out after layer k is k steps of GD
+    from w = 0 (η/N Σ x_j (wᵀx_j − y_j), numpy, float64); its last entry is the model's
+    loss."""
+    from iclab.engine import regression_loss
+    from iclab.instruments import layer_losses
+    from iclab.models import DiagonalLSA
+
+    task = LinearRegressionTask(d=4, n_context=12, input_dist="gaussian", noise_std=0.3)
+    batch = task.sample_batch(jax.random.key(2), 256)
+    lr, steps = 0.4, 5
+    model = DiagonalLSA.gd(lr, task.n_context, steps)
+    x, y = np.asarray(batch.x, np.float64), np.asarray(batch.y, np.float64)
+    w = np.zeros((x.shape[0], task.d))
+    expected = []
+    for _ in range(steps):
+        w = w - lr / task.n_context * np.einsum("bnd,bn->bd", x, np.einsum("bnd,bd->bn", x, w) - y)
+        pred = np.einsum("bd,bd->b", w, np.asarray(batch.x_query, np.float64))
+        expected.append(0.5 * np.mean((pred - np.asarray(batch.y_query)) ** 2))
+    got = np.asarray(layer_losses(model, batch))
+    np.testing.assert_allclose(got, expected, rtol=2e-4)
+    assert got[-1] == pytest.approx(float(regression_loss(model, batch)), rel=1e-5)

@@ -38,6 +38,29 @@ def test_config_validation():
         apply_overrides(quick_config(), ["disentangled.n_values=8,4,16,32"])
     with pytest.raises(ConfigError, match="disentangled.slope_points"):
         apply_overrides(quick_config(), ["disentangled.slope_points=5"])
+    with pytest.raises(ConfigError, match="control_n"):
+        apply_overrides(quick_config(), ["control_n=1"])
+    with pytest.raises(ConfigError, match="control_n"):
+        apply_overrides(quick_config(), ["control_n=400"])
+
+
+def test_ablating_a_layers_heads_removes_its_contribution():
+    """Without layer 2's heads the attention-only model's last residual stream equals the
+    one after layer 1 (nothing else writes to it); a layer that does not exist is refused."""
+    import jax
+
+    from iclab.models import CausalTransformer
+    from iclab.tasks import one_hot_tokens
+
+    config = quick_config()
+    model = CausalTransformer(config.model_for(4), key=jax.random.key(0))
+    tokens = one_hot_tokens(config.task(4).sample(jax.random.key(1)).tokens,
+                            config.task(4).vocab_size)
+    stream = model.without_heads(1, range(config.model.heads)).residual_stream(tokens)
+    np.testing.assert_array_equal(stream[2], stream[1])
+    assert not np.allclose(model.residual_stream(tokens)[2], stream[1])
+    with pytest.raises(ValueError, match="layers 0..1"):
+        model.without_heads(2, [0])
 
 
 @pytest.mark.slow  # end to end through the CLI (~45 s); `make slow`
@@ -53,6 +76,7 @@ def test_smoke_run_writes_claims_and_emergence(tmp_path):
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["induction_head_forms", "drop_coincides",
                                          "quadratic_emergence", "quadratic_emergence_upper",
+                                         "ablation_removes_icl", "one_layer_control",
                                          "emergence_order"]
     checks = json.loads((run / "checks.json").read_text())
     assert [c["id"] for c in checks] == ["stays_in_subspace", "reduced_dynamics_exact"]
@@ -64,3 +88,6 @@ def test_smoke_run_writes_claims_and_emergence(tmp_path):
     subspace = tables["subspace"].groupby("population").residual.max()
     assert subspace["haar"] > 1e3 * subspace["symmetric"]
     assert (run / "report.html").read_text().count("<svg") == 7
+    ablation = tables["ablation"]
+    assert set(ablation.model) == {"trained", "layer 2 ablated", "layer 1 ablated"}
+    assert list(tables["control"].n) == [4]

@@ -112,13 +112,16 @@ def test_smoke_run(tmp_path):
     assert [c["id"] for c in claims] == [
         "one_layer_analytic_σmax=5", "full_vs_diag_σmax=5", "gdpp_plateau_σmax=5",
         "beats_adarr_diag_σmax=5", "beats_adarr_full_σmax=5",
-        "one_layer_analytic_σ∈{1,3}", "full_beats_diag_σ∈{1,3}", "gdpp_plateau_σ∈{1,3}",
-        "beats_adarr_diag_σ∈{1,3}", "beats_adarr_full_σ∈{1,3}"]
+        "one_layer_analytic_σ∈{1,3}", "full_beats_diag_σ∈{1,3}", "diag_extrapolates_σ∈{1,3}",
+        "gdpp_plateau_σ∈{1,3}", "beats_adarr_diag_σ∈{1,3}", "beats_adarr_full_σ∈{1,3}"]
     (check,) = json.loads((run / "checks.json").read_text())
     assert check["id"] == "gdpp_superexponential_σmax=0"
     assert check["passed"]  # a property of the fitted coefficients, no training involved
     assert (run / "figures" / "sigma_max_1.svg").exists()
     assert (run / "figures" / "noise_free_depth.svg").exists()
+    assert (run / "figures" / "full_weights.svg").exists()
+    layers = pd.read_parquet(run / "tables" / "layers.parquet")
+    assert sorted(layers.layer.unique()) == [1, 2, 3, 4]  # inside the 4-layer models
     assert "<svg" in (run / "report.html").read_text()
 
 
@@ -157,7 +160,37 @@ def test_claims_per_noise_setting():
                                                                        abs=1e-3)
     assert rows["beats_adarr_full_σmax=5"].paper["value"] == pytest.approx(0.065 / 0.068,
                                                                            abs=1e-3)
-    assert rows["one_layer_analytic_σmax=0"].paper["value"] == 1.767
+    assert rows["one_layer_analytic_σmax=0"].paper["value"] == "L₁ = 1.767"  # not a ratio
+
+
+def test_tunedrr_and_extrapolation_claims():
+    """≥ 5 layers vs TunedRR at σ_max ≥ 4 (min over FULL / DIAG); DIAG vs FULL off the
+    training levels of a categorical setting, on the profile's σ that are not levels."""
+    config = apply_overrides(quick_config(), ["sigma_max=2,5", "categorical=1+3",
+                                              "layers=1,5", "eval.profile_points=5"])
+    ids = [c.id for c in claims(config)]
+    assert "matches_tunedrr_σmax=5" in ids and "matches_tunedrr_σmax=2" not in ids
+    assert "diag_extrapolates_σ∈{1,3}" in ids
+    assert not any(i.startswith("matches_tunedrr") for i in
+                   (c.id for c in claims(apply_overrides(config, ["layers=1,4"]))))
+    models = [{"label": label, "variant": v, "depth": 5, "seed": 0, "adjusted": x}
+              for label in ("σmax=2", "σmax=5", "σ∈{1,3}")
+              for v, x in (("full", 0.05), ("diag", 0.04), ("gdpp", 0.3))]
+    settings = [{"label": label, "TunedRR": 0.05, "ConstRR": 0.3, "AdaRR": 0.07,
+                 "analytic_adjusted": 1.0} for label in ("σmax=2", "σmax=5", "σ∈{1,3}")]
+    sigmas = np.linspace(0.0, 4.0, 5)  # 0, 1, 2, 3, 4: levels 1 and 3 are seen
+    profile = [{"label": "σ∈{1,3}", "sigma": s, "learner": v,
+                "adjusted": (1.0 if s in (1.0, 3.0) else x) * (1 + s)}
+               for s in sigmas for v, x in (("full", 0.2), ("diag", 0.1))]
+    results = Results(config, {"settings": pd.DataFrame(settings),
+                               "models": pd.DataFrame(models),
+                               "profile": pd.DataFrame(profile)}, pd.DataFrame())
+    rows = {c.id: evaluate(c, results) for c in claims(config)}
+    assert rows["matches_tunedrr_σmax=5"].measured == pytest.approx(0.04 / 0.05)
+    assert rows["matches_tunedrr_σmax=5"].paper["value"] == pytest.approx(0.048 / 0.049,
+                                                                          abs=1e-3)
+    unseen = (0.1 * (1 + sigmas[[0, 2, 4]])).mean() / (0.2 * (1 + sigmas[[0, 2, 4]])).mean()
+    assert rows["diag_extrapolates_σ∈{1,3}"].measured == pytest.approx(unseen)
 
 
 def test_paper_column_only_for_the_papers_task():

@@ -118,3 +118,17 @@ def test_gd_loss_is_half_mse(key):
     preds = jax.vmap(gd_predict, in_axes=(0, None))(batch, 0.5)
     assert float(gd_loss(batch, 0.5)) == pytest.approx(
         0.5 * float(jnp.mean((preds - batch.y_query) ** 2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("n,labels", [(1, 32), (4, 32), (12, 32), (6, 3)])
+def test_context_mode_accuracy_matches_monte_carlo(n, labels):
+    """E[max count] / N of N labels drawn uniformly from L: the exact occupancy formula
+    against 100k numpy draws (3 standard errors)."""
+    from iclab.solvers import context_mode_accuracy
+
+    draws = np.random.default_rng(n * 100 + labels).integers(0, labels, (100_000, n))
+    counts = np.zeros((draws.shape[0], labels), int)
+    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1)
+    mode = counts.max(axis=1) / n
+    assert context_mode_accuracy(n, labels) == pytest.approx(
+        mode.mean(), abs=3 * mode.std() / np.sqrt(mode.size) + 1e-12)

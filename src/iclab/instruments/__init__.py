@@ -11,6 +11,7 @@ from iclab.instruments._attention import uniform_score as uniform_score
 from iclab.instruments._behaviour import implicit_linear_weights as implicit_linear_weights
 from iclab.instruments._behaviour import implicit_weight_difference as implicit_weight_difference
 from iclab.instruments._behaviour import layer_implicit_weights as layer_implicit_weights
+from iclab.instruments._behaviour import layer_losses as layer_losses
 from iclab.instruments._behaviour import (
     squared_prediction_difference as squared_prediction_difference,
 )
@@ -87,6 +88,7 @@ __all__ = [  # the public API (what the docs site renders)
     "implicit_linear_weights",
     "implicit_weight_difference",
     "layer_implicit_weights",
+    "layer_losses",
     "squared_prediction_difference",
     "cosine_similarity",
     "label_polynomial_parts",

@@ -57,3 +57,20 @@ def layer_implicit_weights(model, batch, d: int):
         return jax.jacobian(model.layer_predictions)(tokens)[:, -1, :d]
 
     return jax.vmap(one)(jax.vmap(to_tokens)(batch))
+
+
+def layer_losses(model, batch) -> Float[Array, " layers"]:
+    """½ E(ŷ⁽ˡ⁾ − y_q)² of the read-out after every layer l = 1..L of one model, on a
+    ``RegressionExample`` batch: the loss "after K layers inside one model" (Vladymyrov et
+    al. 2024, Fig. 5; von Oswald et al. 2023). Shape (L,).
+
+    Args:
+        model: a ``LayerReadoutModel``.
+        batch: a ``RegressionExample`` batch.
+    """
+    from iclab.models import LayerReadoutModel, require
+    from iclab.tasks import to_tokens
+
+    require(model, LayerReadoutModel, "layer_losses")
+    preds = jax.vmap(model.layer_predictions)(jax.vmap(to_tokens)(batch))  # (B, L)
+    return 0.5 * jnp.mean((preds - batch.y_query[:, None]) ** 2, axis=0)

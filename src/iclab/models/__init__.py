@@ -27,6 +27,7 @@ from iclab.models._gpt import GPTConfig as GPTConfig
 from iclab.models._interface import ROLES as ROLES
 from iclab.models._interface import AttentionPatternModel as AttentionPatternModel
 from iclab.models._interface import ForwardMultipliers as ForwardMultipliers
+from iclab.models._interface import HeadAblationModel as HeadAblationModel
 from iclab.models._interface import HeadWeightsModel as HeadWeightsModel
 from iclab.models._interface import LayerReadoutModel as LayerReadoutModel
 from iclab.models._interface import LinearAttentionStack as LinearAttentionStack
@@ -79,6 +80,7 @@ __all__ = [  # the public API (what the docs site renders)
     "ROLES",
     "AttentionPatternModel",
     "ForwardMultipliers",
+    "HeadAblationModel",
     "HeadWeightsModel",
     "LayerReadoutModel",
     "LinearAttentionStack",

@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from iclab._errors import ConfigError, check_choice, check_nonnegative, check_positive_int
 from iclab.models._interface import (
     AttentionPatternModel,
+    HeadAblationModel,
     HeadWeightsModel,
     ParameterRolesModel,
     ResidualStreamModel,
@@ -344,7 +345,7 @@ def _causal_role(name: str) -> str:
 
 
 class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRolesModel,
-                        HeadWeightsModel, StatefulModel):
+                        HeadWeightsModel, HeadAblationModel, StatefulModel):
     """Causal stack of attention layers on one sequence of tokens (T, dim_in) → (T, dim_out).
 
     ``residual_stream`` returns the activations after the embedding and after every
@@ -453,6 +454,18 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
 
     def __call__(self, tokens: Float[Array, "t d"]) -> Float[Array, "t n"]:
         return self.predict_from(self.residual_stream(tokens)[-1])
+
+    def without_heads(self, layer: int, heads) -> "CausalTransformer":
+        """The model with the output projections of heads ``heads`` of layer ``layer`` set
+        to zero (their outputs removed); not defined under σReparam (γ W / σ(W) of a zero
+        map), which raises ValueError."""
+        if not 0 <= layer < len(self.layers):
+            raise ValueError(f"layer {layer}: the model has layers 0..{len(self.layers) - 1}")
+        if self.layers[layer].spectral is not None:
+            raise ValueError("zero ablation of a σReparam layer is not defined")
+        heads = jnp.asarray(list(heads), jnp.int32)
+        return eqx.tree_at(lambda m: m.layers[layer].w_p, self,
+                           self.layers[layer].w_p.at[heads].set(0.0))
 
     def head_weights(self) -> list[dict]:
         """Each layer's w_q, w_k, w_v (H, k, D) and w_p (H, D, k); logit scale 1/√k for

@@ -102,6 +102,16 @@ class HeadWeightsModel(eqx.Module):
         """Per layer: {"q", "k", "v", "o", "logit_scale"} (see the class docstring)."""
 
 
+class HeadAblationModel(eqx.Module):
+    """A model whose attention heads can be ablated: ``without_heads`` returns the model
+    with those heads' outputs removed from the residual stream (zero ablation; Olsson et
+    al. 2022's test that a head is what a behaviour rests on)."""
+
+    @abc.abstractmethod
+    def without_heads(self, layer: int, heads) -> "HeadAblationModel":
+        """The model with heads ``heads`` (indices) of layer ``layer`` (0-based) removed."""
+
+
 ROLES = ("embedding", "attention", "mlp", "readout", "norm", "bias", "state", "other")
 """What a parameter array is for: the groups of per-role weight decay (and of the
 parametrisation schemes to come)."""

@@ -34,6 +34,7 @@ from iclab.framework import Claim, Figure, Job, Recipe, Section, reference
 from iclab.instruments import (
     implicit_linear_weights,
     implicit_weight_difference,
+    layer_losses,
     query_sensitivity,
     sensitivity_agreement,
     squared_prediction_difference,
@@ -203,12 +204,6 @@ def experiment(config: IclGdDeepConfig, model=None) -> list[Job]:
 
 
 # -- measurement --------------------------------------------------------------------
-def layer_losses(model, batch) -> np.ndarray:
-    """½ MSE of the read-out −H⁽ˡ⁾[−1, −1] after each layer l = 1..L."""
-    preds = jax.vmap(model.layer_predictions)(jax.vmap(to_tokens)(batch))  # (B, L)
-    return np.asarray(0.5 * ((preds - batch.y_query[:, None]) ** 2).mean(0))
-
-
 def sensitivities(model, batch, d: int):
     return jax.vmap(lambda t: query_sensitivity(model, t, d))(jax.vmap(to_tokens)(batch))
 

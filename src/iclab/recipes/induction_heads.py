@@ -28,12 +28,21 @@ population MSE, full-batch gradient descent.
   at initialisation, ½); rise times of γ₃, β₂, α₃: the first time each reaches
   ``rise_level``.
 
+Part 3 — Olsson et al.'s tests of the mechanism on the standard model: every trained
+model is evaluated with all heads of layer 2 (the induction head) and of layer 1 (the
+previous-token head) zero-ablated, and a one-layer control (the first layer alone, trained
+the same way) is trained at ``control_n``; both are compared with the best accuracy
+without an induction circuit, predicting the most frequent context label (E[max count]/N,
+``solvers.context_mode_accuracy``, exact).
+
 Checks (hold by the symmetry of the population): the disentangled model stays in the
 subspace (residual ≤ 1e-6) and its 19 coordinates follow the reduced dynamics. Claims: an
 induction head forms in the standard model (final induction score ≥ 0.5 for every N); its
 loss drop coincides with the score's rise; the emergence time grows quadratically with N
 (log-log slope in [1.6, 2.4] over the largest ``slope_points`` values of N — the law is
-asymptotic; the fit over all N is reported); γ₃ rises before β₂, and β₂ before α₃. The
+asymptotic; the fit over all N is reported); γ₃ rises before β₂, and β₂ before α₃;
+ablating layer 2 leaves no accuracy above the no-circuit optimum (≤ 0.05 above it), nor
+does the one-layer control reach more. The
 standard model's emergence slope (Adam, cross-entropy: outside the theorem's assumptions)
 is reported, not claimed.
 """
@@ -41,6 +50,7 @@ is reported, not claimed.
 import dataclasses
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,6 +77,7 @@ from iclab.recipes.analysis.induction_heads import (
     dis_slope,
     disentangled_text,
     drop_gap,
+    excess_accuracy,
     order_margin,
     per_n_table,
     plot_attention,
@@ -80,6 +91,7 @@ from iclab.recipes.analysis.induction_heads import (
     subspace_max,
     subspace_text,
 )
+from iclab.solvers import context_mode_accuracy
 from iclab.tasks import ItemLabelTask, OrthonormalPairsTask, one_hot_tokens
 
 PAPER = ("Olsson et al. 2022, 'In-context Learning and Induction Heads'; Musat, Pimentel, Noci, "
@@ -106,6 +118,18 @@ def claims(config) -> list[Claim]:
         Claim("quadratic_emergence_upper", "… and the slope is at most 2.4",
               lambda r: dis_slope(r, dis.slope_points), "<=", 2.4,
               paper=paper(2, "Musat et al. 2025, Theorem 2")),
+        Claim("ablation_removes_icl", "zero-ablating layer 2's heads (the induction head) "
+              "removes in-context learning: max over N and seeds of the query accuracy minus "
+              "the best accuracy without an induction circuit (predict the most frequent "
+              "context label)", lambda r: excess_accuracy(r["ablation"].query(
+                  "model == 'layer 2 ablated'")), "<=", 0.05,
+              paper=paper("in-context learning removed", "Olsson et al. 2022, ablations")),
+        *([Claim("one_layer_control", "a 1-layer control trained the same way "
+                 f"(N = {', '.join(map(str, config.control_n))}) does not learn the task: "
+                 "max over seeds of its final accuracy minus that bound",
+                 lambda r: excess_accuracy(r["control"]), "<=", 0.05,
+                 paper=paper("no induction head in 1-layer models", "Olsson et al. 2022"))]
+          if config.control_n else []),
         Claim("emergence_order", "γ₃ rises before β₂ and β₂ before α₃ (rise level "
               f"{dis.rise_level:g}), for every N: min gap / t_ICL (negative: wrong order)",
               order_margin, ">", 0.0, paper=paper("γ₃ → β₂ → α₃", "Musat et al. 2025")),
@@ -158,6 +182,14 @@ SECTIONS = [
     Section("Disentangled model, population gradient descent", disentangled_text, "dis_times"),
     Section("Subspace check", subspace_text),
     Section("Standard model, per seed", table="standard"),
+    Section("Ablations and a one-layer control (Olsson et al.)", "Query accuracy and loss of "
+            "each trained model whole and with every head of layer 2 (the induction head) or "
+            "of layer 1 (the previous-token head) zero-ablated; no_circuit_accuracy is the "
+            "best a learner can do that reads the context's labels but not which item each "
+            "follows (predict the most frequent one: E[max count] / N, exact).",
+            table="ablation"),
+    Section("One-layer control", "The first layer alone, trained with the same optimiser "
+            "for train.steps steps (no early stopping), final evaluation.", table="control"),
 ]
 
 
@@ -230,6 +262,9 @@ class InductionConfig:
         eval_seed: key of the held-out sequences.
         model: the attention-only transformer (``layers``, ``heads``, ``key_size``,
             ``dim``, ``init_std``; the rest is set per N).
+        control_n: the N at which a one-layer control (the same model but its first
+            layer, the same optimiser and ``train.steps`` without early stopping) is
+            trained; () for none.
     """
 
     n_values: tuple[int, ...] = (4, 8, 16, 32)
@@ -245,9 +280,16 @@ class InductionConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=60_000, batch_size=128, eval_every=100, seeds=3))
     disentangled: DisentangledConfig = field(default_factory=DisentangledConfig)
+    control_n: tuple[int, ...] = (4,)
 
     def __post_init__(self):
         check_n_values("n_values", self.n_values)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in self.control_n):
+            raise ConfigError("control_n", self.control_n, "integers >= 2 (or none)")
+        if self.control_n:
+            if self.items < max(self.control_n):
+                raise ConfigError("control_n", self.control_n,
+                                  f"values <= items = {self.items}")
         check_positive_int("items", self.items)
         check_positive_int("labels", self.labels)
         if self.items < max(self.n_values):
@@ -266,11 +308,13 @@ class InductionConfig:
     def task(self, n: int) -> ItemLabelTask:
         return ItemLabelTask(n_pairs=n, items=self.items, labels=self.labels)
 
-    def model_for(self, n: int) -> CausalTransformerConfig:
+    def model_for(self, n: int, layers: int | None = None) -> CausalTransformerConfig:
+        """The model for N (its first ``layers`` layers if given: the control)."""
         task = self.task(n)
         return dataclasses.replace(self.model, mlp=False, readout="linear",
-                                   max_len=task.length).resolve(task.vocab_size,
-                                                                 task.vocab_size)
+                                   max_len=task.length,
+                                   layers=self.model.layers[:layers]).resolve(
+            task.vocab_size, task.vocab_size)
 
 
 def full_config() -> InductionConfig:
@@ -318,6 +362,41 @@ def make_problem(config: InductionConfig, n: int) -> Problem:
                        batch.tokens))
 
 
+def query_metrics(model, batch, vocab: int) -> dict:
+    """Query loss (cross-entropy) and accuracy of a model on a batch of sequences."""
+    logits = query_logits(model, batch.tokens, vocab)
+    return {"loss": optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                                    batch.target).mean(),
+            "accuracy": (logits.argmax(-1) == batch.target).mean()}
+
+
+def control_problem(config: InductionConfig, n: int) -> Problem:
+    """The one-layer control: the standard model's first layer alone, trained the same."""
+    task, model_config = config.task(n), config.model_for(n, layers=1)
+    vocab = task.vocab_size
+    return Problem(init_model=lambda key: CausalTransformer(model_config, key=key),
+                   sample_batch=task.sample_batch,
+                   loss=lambda model, batch: query_metrics(model, batch, vocab)["loss"],
+                   evaluate=lambda model, batch: query_metrics(model, batch, vocab))
+
+
+def ablation_rows(config: InductionConfig, n: int, job) -> list[dict]:
+    """Query accuracy and loss of every seed's model, whole and with all heads of layer 2
+    (the induction head) or of layer 1 (the previous-token head) zero-ablated, against
+    the best accuracy without an induction circuit (``context_mode_accuracy``)."""
+    vocab, heads = config.task(n).vocab_size, range(config.model.heads)
+    metrics = eqx.filter_jit(lambda m, b: query_metrics(m, b, vocab))
+    bound = context_mode_accuracy(n, config.labels)
+    rows = []
+    for model, seed in zip(job.models, job.seeds, strict=True):
+        for name, m in (("trained", model), ("layer 2 ablated", model.without_heads(1, heads)),
+                        ("layer 1 ablated", model.without_heads(0, heads))):
+            out = metrics(m, job.eval_data)
+            rows.append({"n": n, "seed": seed, "model": name, "loss": float(out["loss"]),
+                         "accuracy": float(out["accuracy"]), "no_circuit_accuracy": bound})
+    return rows
+
+
 def disentangled_problem(n: int) -> Problem:
     """Full-batch gradient descent on the exact population loss of the 19 coordinates from
     zero (the batch is unused); evaluates the loss and the coordinates."""
@@ -347,6 +426,12 @@ def experiment(config: InductionConfig) -> list[Job]:
         jobs.append(Job(f"N{n}", make_problem(config, n), config.optim, config.train,
                         eval_data=eval_batch, label=f"N = {n}", stop=stop,
                         cost=5.0 * n))  # rough CPU seconds (emergence step ∝ N)
+    for n in config.control_n:
+        eval_batch = config.task(n).sample_batch(jax.random.key(config.eval_seed),
+                                                 config.eval_sequences)
+        jobs.append(Job(f"control_N{n}", control_problem(config, n), config.optim,
+                        config.train, eval_data=eval_batch, label=f"1-layer control N = {n}",
+                        cost=2.0 * n))
     dis = config.disentangled
     for n in dis.n_values:
         stop = lambda step, m: bool(np.all(np.asarray(m["loss"]) <= dis.stop_loss))
@@ -416,7 +501,16 @@ def measure(config: InductionConfig, trained) -> dict[str, pd.DataFrame]:
     tokens = last.eval_data.tokens[0]
     vocab = config.task(config.n_values[-1]).vocab_size
     patterns = np.asarray(last.models[0].attention_patterns(one_hot_tokens(tokens, vocab)))
+    ablation = [row for n in config.n_values for row in ablation_rows(config, n,
+                                                                        trained[f"N{n}"])]
+    control = [{"n": n, "seed": seed, "accuracy": float(acc), "loss": float(loss),
+                "no_circuit_accuracy": context_mode_accuracy(n, config.labels)}
+               for n in config.control_n
+               for seed, acc, loss in zip(trained[f"control_N{n}"].seeds,
+                                          trained[f"control_N{n}"].final["accuracy"],
+                                          trained[f"control_N{n}"].final["loss"], strict=True)]
     return {"standard": pd.DataFrame(standard), "dis_times": pd.DataFrame(times),
+            "ablation": pd.DataFrame(ablation), "control": pd.DataFrame(control),
             "subspace": pd.DataFrame(subspace),
             "attention": matrix_table({f"layer{i + 1}": patterns[i, 0]
                                        for i in range(patterns.shape[0])})}

@@ -20,6 +20,7 @@ from iclab.solvers._autoregressive import (
 )
 from iclab.solvers._autoregressive import tune_ar_ridge as tune_ar_ridge
 from iclab.solvers._autoregressive import tune_softmax_kernel as tune_softmax_kernel
+from iclab.solvers._context_labels import context_mode_accuracy as context_mode_accuracy
 from iclab.solvers._external import available as available
 from iclab.solvers._external import (
     sklearn_tree_prefix_predictions as sklearn_tree_prefix_predictions,
@@ -77,6 +78,7 @@ from iclab.solvers._tree import tree_predict as tree_predict
 from iclab.solvers._tree import tree_prefix_predictions as tree_prefix_predictions
 
 __all__ = [  # the public API (what the docs site renders)
+    "context_mode_accuracy",
     "ARGradientStep",
     "ARPreconditionedGD",
     "ARRidge",

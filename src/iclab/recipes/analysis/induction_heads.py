@@ -13,6 +13,10 @@ from iclab.report import figure, plot_metric_by_seed
 PROGRESS = ("gamma3_tilde", "beta2_tilde", "alpha3_tilde")
 
 
+def excess_accuracy(rows: pd.DataFrame) -> float:
+    """The largest query accuracy above the no-circuit optimum among the rows."""
+    return float((rows.accuracy - rows.no_circuit_accuracy).max())
+
 def dis_slope(r, points: int | None = None) -> float:
     """Log-log slope of t_ICL over the largest ``points`` N (all N if None)."""
     times = r["dis_times"]

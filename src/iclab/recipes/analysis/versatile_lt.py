@@ -1,11 +1,12 @@
 """versatile-lt: the paper's Table 1, and reading and drawing the tables (adjusted losses,
-per-σ profiles, implicit weights, the noise-free GD++ column)."""
+per-σ profiles, implicit weights, per-layer losses, FULL's P and Q, the noise-free GD++
+column)."""
 
 import numpy as np
 import pandas as pd
 
 from iclab.instruments import best_seed
-from iclab.report import figure
+from iclab.report import figure, heatmap
 from iclab.solvers import analytic_one_layer_loss
 
 # The paper's Table 1 (appendix): adjusted loss of GD++, DIAG and FULL at L = 1..7 and of the
@@ -90,6 +91,18 @@ def setting(r, label: str) -> pd.Series:
     return rows[rows.label == label].iloc[0]
 
 
+def unseen_ratio(r, label: str) -> float:
+    """Off the training levels of a categorical setting: the mean over the profile's σ
+    that are not a training level of the deepest DIAG's adjusted loss over FULL's."""
+    s = next(s for s in r.config.settings() if s["label"] == label)
+    prof = r["profile"][r["profile"].label == label]
+    unseen = ~np.isclose(prof.sigma.to_numpy()[:, None], np.asarray(
+        s["task"].noise_levels)[None]).any(axis=1)
+    prof = prof[unseen]
+    return float(prof[prof.learner == "diag"].adjusted.mean()
+                 / prof[prof.learner == "full"].adjusted.mean())
+
+
 NAME = {"full": "FULL", "diag": "DIAG", "gdpp": "GD++"}
 
 
@@ -99,7 +112,7 @@ RIDGES = ("ConstRR", "AdaRR", "TunedRR")
 def plot_setting(r, label: str):
     config, entry = r.config, setting(r, label)
     models = r["models"][r["models"].label == label]
-    fig, axes = figure(3, width=4.0)
+    fig, axes = figure(4, width=3.6)
     ax = axes[0]
     for c, variant in enumerate(config.variants):
         ax.plot(config.layers, [best(r, label, variant, L) for L in config.layers], "o-",
@@ -139,6 +152,39 @@ def plot_setting(r, label: str):
     ax.set_ylabel("‖w^l − w_ref‖² / ‖w_ref‖²")
     ax.set_title(f"implicit weights, {implicit.variant.iloc[0].upper()}", fontsize=9)
     ax.legend(fontsize=7)
+    layers, ax = r["layers"][r["layers"].label == label], axes[3]
+    for c, variant in enumerate(config.variants):
+        rows = layers[layers.variant == variant]
+        for i, (_, one) in enumerate(rows.groupby("seed")):
+            ax.plot(one.layer, one.adjusted.clip(lower=1e-6), "o-", color=f"C{c}", ms=3,
+                    alpha=0.7, label=f"{NAME[variant]} L={max(config.layers)}" if i == 0
+                    else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("read-out after layer l")
+    ax.set_ylabel("adjusted loss (every seed)")
+    ax.set_title("inside the deepest model", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def weights_label(r) -> str:
+    """The setting whose FULL weights are drawn: the first categorical one (the paper's
+    Fig. 4 uses {1, 3}), else the first."""
+    labels = r["full_weights"].label.unique().tolist()
+    kinds = {s["label"]: s["kind"] for s in r.config.settings()}
+    return next((x for x in labels if kinds.get(x) == "categorical"), labels[0])
+
+
+def plot_full_weights(r):
+    label = weights_label(r)
+    rows = r["full_weights"][r["full_weights"].label == label]
+    depth = int(rows.layer.max())
+    fig, axes = figure(depth, width=2.4, height=4.4, rows=2)
+    for m, name in enumerate(("Q", "P")):
+        for layer in range(1, depth + 1):
+            one = rows[(rows.matrix == name) & (rows.layer == layer)]
+            matrix = one.pivot(index="row", columns="col", values="value").to_numpy()
+            heatmap(axes[m * depth + layer - 1], matrix, f"{name}{layer} ({label})")
     return fig
 
 
