@@ -120,7 +120,8 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
         for i in order:
             futures[i] = pool.submit(fit, jobs[i], add_bar)
         for future in futures:  # a failed job stops the others at once
-            future.add_done_callback(lambda f: f.exception() is None or cancelled.set())
+            future.add_done_callback(lambda f: f.cancelled() or f.exception() is None
+                                     or cancelled.set())
         try:
             return [future.result() for future in futures]
         except BaseException:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from iclab.instruments import best_seed
-from iclab.report import figure, heatmap
+from iclab.report import figure, heatmap, style
 from iclab.solvers import analytic_one_layer_loss
 
 # The paper's Table 1 (appendix): adjusted loss of GD++, DIAG and FULL at L = 1..7 and of the
@@ -153,17 +153,16 @@ def plot_setting(r, label: str):
     ax.set_title(f"implicit weights, {implicit.variant.iloc[0].upper()}", fontsize=9)
     ax.legend(fontsize=7)
     layers, ax = r["layers"][r["layers"].label == label], axes[3]
-    for c, variant in enumerate(config.variants):
-        rows = layers[layers.variant == variant]
+    deepest = models[(models.depth == max(config.layers)) & np.isfinite(models.adjusted)]
+    for c, variant in enumerate(config.variants):  # the seeds that did not diverge
+        rows = layers[(layers.variant == variant) & layers.seed.isin(
+            deepest[deepest.variant == variant].seed)]
         for i, (_, one) in enumerate(rows.groupby("seed")):
             ax.plot(one.layer, one.adjusted.clip(lower=1e-6), "o-", color=f"C{c}", ms=3,
                     alpha=0.7, label=f"{NAME[variant]} L={max(config.layers)}" if i == 0
                     else None)
-    ax.set_yscale("log")
-    ax.set_xlabel("read-out after layer l")
-    ax.set_ylabel("adjusted loss (every seed)")
-    ax.set_title("inside the deepest model", fontsize=9)
-    ax.legend(fontsize=7)
+    style(ax, "read-out after layer l", "adjusted loss (every seed)",
+          "inside the deepest model", yscale="log", legend=7)
     return fig
 
 
@@ -191,10 +190,10 @@ def plot_full_weights(r):
 def plot_noise_free(r):
     column = r["noise_free"]
     fig, (ax,) = figure(1, width=4.6)
-    for method, style, color, label in (("gdpp", "o-", "C2", "GD++ (fitted, float64)"),
-                                        ("gd", "s-", "C5", "GD (fitted step sizes)")):
+    for method, marker, color, label in (("gdpp", "o-", "C2", "GD++ (fitted, float64)"),
+                                         ("gd", "s-", "C5", "GD (fitted step sizes)")):
         rows = column[column.method == method]
-        ax.plot(rows.layer, rows.loss, style, color=color, label=label)
+        ax.plot(rows.layer, rows.loss, marker, color=color, label=label)
     layers = list(range(1, len(PAPER_NOISE_FREE["gdpp"]) + 1))
     ax.plot(layers, PAPER_NOISE_FREE["gdpp"], "x:", color="C2", label="GD++, paper")
     ax.plot(layers, PAPER_NOISE_FREE["diag"], "x:", color="C1", label="DIAG, paper")
