@@ -35,9 +35,33 @@ def test_smoke_run_writes_claims_for_every_depth(tmp_path):
     (run,) = (tmp_path / "icl-gd-deep").iterdir()
     claims = json.loads((run / "claims.json").read_text())
     assert [c["id"] for c in claims] == [f"{c}_K{k}" for k in (1, 2)
-                                         for c in ("beats_gd", "near_gdpp", "closer_to_gdpp")]
+                                         for c in ("beats_gd", "near_gdpp", "closer_to_gdpp")
+                                         ] + ["readouts_follow_gdpp_K2"]
     assert (run / "report.html").read_text().count("<svg") == 4
     layers = load_run(run).tables["layers"]
     gd = layers[layers.learner == "GD"]
     assert gd.groupby("depth").layer.max().to_dict() == {1: 1, 2: 2}
     assert set(layers.learner) == {"trained LSA", "GD", "GD++"}
+
+
+def test_readout_gap_is_the_mean_log_distance_difference():
+    """On the reference's K = 3 read-outs the statistic is the recorded reference value."""
+    import numpy as np
+    import pandas as pd
+
+    from iclab.framework import Results
+    from iclab.recipes.analysis.icl_gd_deep import readout_gap
+    from iclab.recipes.icl_gd_deep import REF_K3_READOUT_GAP
+
+    curves = {"trained LSA": [1.204, 0.246, 0.0799], "GD++": [1.405, 0.269, 0.0786],
+              "GD": [0.2048, 0.1550, 0.1338]}
+    rows = [{"depth": 3, "learner": name, "seed": seed, "layer": i + 1,
+             "loss": v * (1 + 0.1 * seed if name == "trained LSA" else 1)}
+            for name, values in curves.items() for i, v in enumerate(values)
+            for seed in ((0, 1) if name == "trained LSA" else (-1,))]
+    results = Results(None, {"layers": pd.DataFrame(rows)}, pd.DataFrame())
+    tf = np.array(curves["trained LSA"]) * 1.05  # the mean over the two seeds
+    expected = (np.mean(np.abs(np.log(tf / curves["GD++"])))
+                - np.mean(np.abs(np.log(tf / curves["GD"]))))
+    assert readout_gap(results, 3) == pytest.approx(expected)
+    assert REF_K3_READOUT_GAP == pytest.approx(-0.83, abs=1e-3)

@@ -17,6 +17,11 @@ sensitivities ∂ŷ/∂x_q with each, the read-out after every layer, and behavi
 Reference numbers for K = 3 (recurrent, 5000 steps): GD 0.1338, GD++ 0.0786, trained LSA
 0.0799; cos(TF, GD++) 0.998 vs cos(TF, GD) 0.966.
 
+Claims per K: the LSA beats K GD steps, comes within 10 % of K GD++ steps, its
+sensitivities are closer to GD++'s, and (K ≥ 2) the read-outs after its layers follow GD++'s
+trajectory rather than GD's (the reference's K = 3 read-outs: TF 1.20 / 0.246 / 0.080,
+GD++ 1.41 / 0.269 / 0.079, GD 0.205 / 0.155 / 0.134).
+
 Bring your own model: ``model(key, d=d, depth=K, n_context=N)`` for every K.
 """
 
@@ -47,6 +52,7 @@ from iclab.recipes.analysis.icl_gd_deep import (
     plot_layer_readouts,
     plot_learning_curves,
     plot_loss_vs_depth,
+    readout_gap,
 )
 from iclab.solvers import (
     fit_gdpp,
@@ -84,15 +90,30 @@ def claims(config) -> list[Claim]:
                   lambda r, k=k: per_depth(r, k).cos_gdpp - per_depth(r, k).cos_gd, ">", 0.0,
                   reference=reference(round(0.998 - 0.966, 3), REF_K3) if k3 else None),
         ]
+        if k >= 2:  # the trajectory inside the model: every layer's read-out
+            rows.append(Claim(
+                f"readouts_follow_gdpp_K{k}", "the read-outs after layers 1..K follow GD++'s, "
+                "not GD's: mean over layers of |log(L_TF^l / L_GD++^l)| minus that of "
+                "|log(L_TF^l / L_GD^l)| (TF: mean over seeds)",
+                lambda r, k=k: readout_gap(r, k), "<", 0.0,
+                reference=reference(REF_K3_READOUT_GAP, REF_K3) if k3 else None))
     return rows
+
+
+# The reference notebook's K = 3 read-outs after layers 1, 2, 3 (``icl_gd.md``): TF 1.204,
+# 0.246, 0.0799; GD++ 1.405, 0.269, 0.0786; GD 0.2048, 0.1550, 0.1338.
+REF_K3_READOUT_GAP = round(float(
+    np.mean(np.abs(np.log(np.array([1.204, 0.246, 0.0799]) / [1.405, 0.269, 0.0786])))
+    - np.mean(np.abs(np.log(np.array([1.204, 0.246, 0.0799]) / [0.2048, 0.1550, 0.1338])))),
+    3)
 
 
 FIGURES = [
     Figure("loss_vs_depth", "Final test loss against depth K: trained K-layer LSA, K steps of "
            "GD and K steps of GD++.", plot_loss_vs_depth),
     Figure("layer_readouts", "Loss of the read-out after each layer inside one model: the "
-           "trained LSA's intermediate read-outs follow GD++ (poor early, good at the end), "
-           "not GD.", plot_layer_readouts),
+           "trained LSA (mean over seeds), K steps of GD and of GD++ (claim "
+           "readouts_follow_gdpp).", plot_layer_readouts),
     Figure("learning_curves", "Test loss during training (thin: seeds, thick: mean).",
            plot_learning_curves),
     Figure("behaviour", "Which algorithm does the trained model behave like? SPD and ILWD "

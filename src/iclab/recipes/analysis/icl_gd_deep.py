@@ -12,6 +12,17 @@ def per_depth(r, depth: int) -> pd.DataFrame:
     return seeds[seeds.depth == depth]
 
 
+def readout_gap(r, depth: int) -> float:
+    """Mean over layers l = 1..K of |log(L_TF^l / L_GD++^l)| − |log(L_TF^l / L_GD^l)| for the
+    read-outs inside the K-layer models (TF: mean over seeds); negative: closer to GD++."""
+    rows = r["layers"][r["layers"].depth == depth]
+    curve = {name: rows[rows.learner == name].groupby("layer").loss.mean().sort_index()
+             for name in ("trained LSA", "GD", "GD++")}
+    tf = curve["trained LSA"].to_numpy()
+    return float(np.mean(np.abs(np.log(tf / curve["GD++"].to_numpy())))
+                 - np.mean(np.abs(np.log(tf / curve["GD"].to_numpy()))))
+
+
 def plot_loss_vs_depth(r):
     depths, seeds = r["depths"], r["seeds"]
     fig, (ax,) = figure(1, width=5.5)
