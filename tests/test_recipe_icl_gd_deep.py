@@ -65,3 +65,18 @@ def test_readout_gap_is_the_mean_log_distance_difference():
                 - np.mean(np.abs(np.log(tf / curves["GD"]))))
     assert readout_gap(results, 3) == pytest.approx(expected)
     assert REF_K3_READOUT_GAP == pytest.approx(-0.83, abs=1e-3)
+
+
+def test_non_recurrent_models_get_no_recurrent_reference_values():
+    """The reference notebook's numbers are for recurrent models; a non-recurrent config
+    shows none, and has no read-out trajectory claim."""
+    from iclab.config import apply_overrides
+    from iclab.recipes.icl_gd_deep import claims, quick_config
+
+    recurrent = {c.id: c for c in claims(quick_config())}
+    assert recurrent["near_gdpp_K3"].reference is not None
+    assert "readouts_follow_gdpp_K3" in recurrent
+    other = {c.id: c for c in claims(apply_overrides(quick_config(),
+                                                     ["model.recurrent=false"]))}
+    assert all(c.reference is None for c in other.values())
+    assert not any(i.startswith("readouts_follow") for i in other)
