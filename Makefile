@@ -21,12 +21,13 @@ run: venv
 	$(BIN)/iclab run icl-gd --quick
 
 # make test compiles with XLA's backend optimisation off: its tests are dominated by
-# compilation (511 tests: 441 s against 575 s on 2 cores, all passing either way); the
+# compilation (511 tests: 441 s against 575 s on 2 cores, all passing either way; 531 tests
+# with --dist worksteal: 579 s on a slower day of the same VM); the
 # claims of `make slow` and the benchmarks run with XLA's default optimisation.
 test: venv
 	$(BIN)/ruff check src tests benchmarks examples
 	@command -v chromium >/dev/null || echo "note: the browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
-	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" $(BIN)/python -m pytest -q -n 2
+	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" $(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 slow: venv
 	$(BIN)/python -m pytest -q -m slow

@@ -122,7 +122,7 @@ def test_a_packed_process_run_killed_mid_way_resumes_to_a_packed_runs_numbers(tm
     """A packed run on the process executor, killed (SIGKILL) after its first checkpoint,
     resumed locally (packed again, from ``config.json``): every metric equals an
     uninterrupted packed local run's bit for bit."""
-    long = ["train.steps=600", "train.eval_every=50", "train.batch_size=256"]
+    long = ["train.steps=400", "train.eval_every=50", "train.batch_size=256"]
     reference = iclab.run(REF, out=tmp_path / "local", set=long, pack=True)
     root = tmp_path / "killed"
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
@@ -142,7 +142,7 @@ def test_a_packed_process_run_killed_mid_way_resumes_to_a_packed_runs_numbers(tm
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     (path,) = list(root.glob("noisy/*"))
-    assert json.loads((path / "checkpoint-pack-lsa.json").read_text())["step"] < 600
+    assert json.loads((path / "checkpoint-pack-lsa.json").read_text())["step"] < 400
     result = subprocess.run([sys.executable, "-m", "iclab.cli", "run", "--resume", str(path)],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
