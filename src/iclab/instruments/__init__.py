@@ -4,6 +4,7 @@ from iclab.instruments._attention import duplicate_token_mask as duplicate_token
 from iclab.instruments._attention import head_scores as head_scores
 from iclab.instruments._attention import icl_score as icl_score
 from iclab.instruments._attention import induction_mask as induction_mask
+from iclab.instruments._attention import item_label_scores as item_label_scores
 from iclab.instruments._attention import pattern_score as pattern_score
 from iclab.instruments._attention import previous_token_mask as previous_token_mask
 from iclab.instruments._attention import query_row_scores as query_row_scores
@@ -63,6 +64,7 @@ from iclab.instruments._stats import best_seed as best_seed
 from iclab.instruments._stats import bootstrap_mean_ci as bootstrap_mean_ci
 from iclab.instruments._stats import first_crossing as first_crossing
 from iclab.instruments._stats import loglog_slope as loglog_slope
+from iclab.instruments._stats import rise_times as rise_times
 from iclab.instruments._stats import superexponential_ratio as superexponential_ratio
 from iclab.instruments._trajectory import fixed_batch_losses as fixed_batch_losses
 from iclab.instruments._trajectory import layer_norms as layer_norms
@@ -81,6 +83,7 @@ __all__ = [  # the public API (what the docs site renders)
     "head_scores",
     "icl_score",
     "induction_mask",
+    "item_label_scores",
     "pattern_score",
     "previous_token_mask",
     "query_row_scores",
@@ -138,6 +141,7 @@ __all__ = [  # the public API (what the docs site renders)
     "bootstrap_mean_ci",
     "first_crossing",
     "loglog_slope",
+    "rise_times",
     "superexponential_ratio",
     "fixed_batch_losses",
     "layer_norms",

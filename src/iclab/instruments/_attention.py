@@ -89,3 +89,28 @@ def query_row_scores(patterns: Float[Array, "l h t t"], tokens: Int[Array, " t"]
     ind = jax.vmap(lambda a: pattern_score(a, induction))(patterns[-1]).max()
     prev = jax.vmap(lambda a: pattern_score(a, previous))(patterns[0]).max()
     return ind, prev
+
+
+def item_label_scores(patterns: Float[Array, "l h t t"], labels: Int[Array, " n"],
+                      target: Int[Array, ""]) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """The two halves of an induction head on an item–label sequence x₁, ℓ₁, …, x_N, ℓ_N,
+    x_q (T = 2N + 1; Reddy 2024), each the largest over heads ("mul" rule):
+
+    - induction: the last layer's attention from the query on the label tokens that carry
+      the query's label, M[2N, 2j + 1] = [ℓ_j = target];
+    - previous item: the first layer's attention from every label token on its own item,
+      M[2j + 1, 2j] = 1.
+
+    Uniform attention scores |{j: ℓ_j = target}| / (2N + 1) and the mean of 1/(2j + 2).
+
+    Returns:
+        (induction score, previous-item score).
+    """
+    n = labels.shape[0]
+    t = 2 * n + 1
+    label_rows = jnp.arange(1, t, 2)
+    induction = jnp.zeros((t, t), bool).at[-1, label_rows].set(labels == target)
+    previous = jnp.zeros((t, t), bool).at[label_rows, label_rows - 1].set(True)
+    ind = jax.vmap(lambda a: pattern_score(a, induction))(patterns[-1]).max()
+    prev = jax.vmap(lambda a: pattern_score(a, previous))(patterns[0]).max()
+    return ind, prev

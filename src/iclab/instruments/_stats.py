@@ -27,6 +27,22 @@ def first_crossing(steps, values, threshold: float) -> float:
     return float(steps[above[0]]) if above.size else float("nan")
 
 
+def rise_times(steps, values, fractions=(0.2, 0.5, 0.8), baseline: float | None = None
+               ) -> dict[float, float]:
+    """The first step at which a curve has covered each fraction q of its rise,
+    t_q = first step with value ≥ b + q (v_end − b), with b the baseline (default: the
+    first value) and v_end the last value. NaN for every q if the curve does not rise.
+
+    A transition is abrupt when (t₀.₈ − t₀.₂) is short against t₀.₂, the plateau before it.
+    """
+    steps, values = np.asarray(steps), np.asarray(values, np.float64)
+    start = values[0] if baseline is None else baseline
+    rise = values[-1] - start
+    if not rise > 0:
+        return {q: float("nan") for q in fractions}
+    return {q: first_crossing(steps, values, start + q * rise) for q in fractions}
+
+
 def loglog_slope(x, y) -> float:
     """Least-squares slope of log y against log x (NaN if any y is missing): the exponent
     of a power law y ∝ x^slope."""

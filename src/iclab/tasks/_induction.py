@@ -147,6 +147,9 @@ class BurstyClassificationTask(VmappedTask):
         within_class_noise: ε, the spread of items around their class mean.
         p_bursty: probability that a training sequence is bursty.
         class_seed: key of the class means and labels (fixed for a run).
+
+    ``zipf`` and ``within_class_noise`` are array fields: tasks that differ only in them
+    can train as one packed program.
     """
 
     classes: int = 128
@@ -158,6 +161,8 @@ class BurstyClassificationTask(VmappedTask):
     within_class_noise: float = 0.1
     p_bursty: float = 1.0
     class_seed: int = 0
+
+    ARRAY_FIELDS = ("zipf", "within_class_noise")
 
     def __post_init__(self):
         for key in ("classes", "dim", "labels", "n_pairs", "burstiness"):
@@ -188,7 +193,8 @@ class BurstyClassificationTask(VmappedTask):
     def _items(self, key, means):
         eps = self.within_class_noise
         noise = jax.random.normal(key, means.shape) / math.sqrt(self.dim)
-        return (means + eps * noise) / math.sqrt(1 + eps * eps)
+        norm = (math.sqrt if isinstance(eps, int | float) else jnp.sqrt)(1 + eps * eps)
+        return (means + eps * noise) / norm
 
     OPTIONS = {"mode": ("train", "iwl", "icl")}
 
