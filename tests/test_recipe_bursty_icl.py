@@ -113,9 +113,9 @@ def test_grid_values_are_validated():
 @pytest.mark.slow  # end to end through the CLI (~30 s); `make slow`
 def test_smoke_run_writes_the_grid(tmp_path):
     code = main(["run", "bursty-icl", "--quick", "--out", str(tmp_path), "--seeds", "1",
-                 "--set", "burstiness=4", "--set", "classes=8,16", "--set", "train.steps=40",
-                 "--set", "train.eval_every=20", "--set", "eval_sequences=64",
-                 "--set", "train.batch_size=32"])
+                 "--set", "burstiness=4", "--set", "classes=8,16", "--set", "zipf=1.0",
+                 "--set", "train.steps=40", "--set", "train.eval_every=20",
+                 "--set", "eval_sequences=64", "--set", "train.batch_size=32"])
     assert code in (0, 1)
     (run,) = (tmp_path / "bursty-icl").iterdir()
     claims = json.loads((run / "claims.json").read_text())
