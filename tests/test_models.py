@@ -345,3 +345,44 @@ def test_gpt_sigma_reparam_starts_at_the_plain_model_and_tracks_the_spectral_nor
     qkv, _, _ = bumped.blocks[0].effective()
     np.testing.assert_allclose(bumped.head_weights()[0]["q"].reshape(8, 8),
                                qkv.weight[:8], rtol=1e-6)
+
+
+def test_standard_token_layout_and_the_first_layer_softmax_stack(key):
+    """``StandardTokenLSA`` lays (x_j, y_j) out as x_j, (0, …, 0, y_j), x_q; its stack
+    concatenates the sinusoidal encodings, uses softmax in layer 1 only, and reads
+    ŷ = −H[−1, −1] of the (D + P)-wide stream."""
+    from iclab._errors import ConfigError
+    from iclab.models import StandardTokenLSA, sinusoidal_positions
+
+    x = np.arange(6.0).reshape(2, 3)
+    tokens = jnp.array(np.vstack([np.c_[x, [7.0, 8.0]], [[9.0, 9.5, 10.0, 0.0]]]))
+    np.testing.assert_array_equal(StandardTokenLSA.layout(tokens),
+                                  [[0, 1, 2], [0, 0, 7], [3, 4, 5], [0, 0, 8], [9, 9.5, 10]])
+    config = LSATransformerConfig(layers=2, recurrent=False, first_layer_softmax=True,
+                                  positions=4)
+    model = StandardTokenLSA(config, 3, key=key)
+    assert [b.attn.softmax for b in model.stack.blocks] == [True, False]
+    stream = model.residual_stream(tokens)
+    assert stream.shape == (3, 5, 7)
+    np.testing.assert_allclose(stream[0, :, 3:], sinusoidal_positions(5, 4), rtol=1e-6)
+    assert float(model(tokens)) == pytest.approx(-float(stream[-1, -1, -1]), rel=1e-5)
+    with pytest.raises(ConfigError, match="first_layer_softmax"):
+        LSATransformerConfig(layers=2, first_layer_softmax=True)
+    with pytest.raises(ConfigError, match="positions"):
+        LSATransformerConfig(positions=3)
+
+
+def test_token_sensitivities_of_a_copy_and_of_the_identity():
+    """f(X)_j = X_j + X_{j+1} copies from the next token: next = own = √d, other = 0;
+    the identity has next = 0."""
+    from iclab.instruments import token_sensitivities
+
+    tokens = jnp.ones((7, 3))
+    shift = lambda t: t + jnp.concatenate([t[1:], jnp.zeros((1, 3))])
+    out = token_sensitivities(shift, tokens)
+    assert float(out["next"]) == pytest.approx(np.sqrt(3))
+    assert float(out["own"]) == pytest.approx(np.sqrt(3))
+    assert float(out["other"]) == pytest.approx(0.0)
+    assert float(token_sensitivities(lambda t: t, tokens)["next"]) == pytest.approx(0.0)
+    mixed = lambda t: t + jnp.mean(t[:-1], axis=0, keepdims=True)  # every token reads all
+    assert float(token_sensitivities(mixed, tokens)["other"]) == pytest.approx(np.sqrt(3) / 6)

@@ -139,3 +139,35 @@ def test_report_rebuilds_the_run_folder_and_an_interrupted_run(tmp_path, capsys)
 @pytest.mark.slow
 def test_full_mode_passes_every_claim(tmp_path):
     assert main(["run", "icl-gd", "--out", str(tmp_path)]) == 0
+
+
+def test_weight_claims_only_for_linear_heads(key):
+    """The construction is a linear head: a softmax, LayerNorm or MLP variant has no
+    weights to compare with it, so its weight and interpolation claims are left out."""
+    from iclab.models import LSATransformer, LSATransformerConfig
+    from iclab.recipes.icl_gd import lsa_head
+
+    linear = LSATransformer(LSATransformerConfig(dim=11, heads=2), key=key)
+    assert lsa_head(linear) is linear.blocks[0].attn
+    for variant in ({"softmax": True}, {"layer_norm": True}, {"mlp_width": 8}):
+        assert lsa_head(LSATransformer(LSATransformerConfig(dim=11, **variant), key=key)) is None
+    assert lsa_head(object()) is None
+
+
+@pytest.mark.slow  # two compiled models end to end (~30 s); `make slow`
+def test_standard_token_job_measures_its_loss_and_layer1_copying(tmp_path):
+    code = main(["run", "icl-gd", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "train.steps=20", "--set", "train.eval_every=10",
+                 "--set", "eval.tasks=256", "--set", "eval.ood_tasks=64",
+                 "--set", "standard.enabled=true", "--set", "standard.train.steps=20",
+                 "--set", "standard.train.eval_every=10",
+                 "--set", "standard.train.batch_size=64", "--set", "standard.copy_tasks=8"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "icl-gd").iterdir()
+    ids = [c["id"] for c in json.loads((run / "claims.json").read_text())]
+    assert ids[-2:] == ["standard_tokens_gd", "layer1_copies"]
+    standard = load_run(run).tables["standard"]
+    assert list(standard.seed) == [0] and (standard.copy_ratio > 0).all()
+    assert (standard.loss_ratio > 0).all()
+    steps = load_metrics(run).query("metric == 'standard/copy_next'").step
+    assert sorted(steps) == [0, 10, 20]

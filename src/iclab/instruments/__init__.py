@@ -22,6 +22,7 @@ from iclab.instruments._compare import prediction_difference as prediction_diffe
 from iclab.instruments._compare import query_loss as query_loss
 from iclab.instruments._compare import query_sensitivity as query_sensitivity
 from iclab.instruments._compare import sensitivity_agreement as sensitivity_agreement
+from iclab.instruments._compare import token_sensitivities as token_sensitivities
 from iclab.instruments._coordinates import coordinate_sizes as coordinate_sizes
 from iclab.instruments._coordinates import coordinate_slopes as coordinate_slopes
 from iclab.instruments._curvature import adam_diagonal as adam_diagonal
@@ -98,6 +99,7 @@ __all__ = [  # the public API (what the docs site renders)
     "prediction_difference",
     "query_loss",
     "query_sensitivity",
+    "token_sensitivities",
     "sensitivity_agreement",
     "coordinate_sizes",
     "coordinate_slopes",

@@ -83,3 +83,27 @@ def sensitivity_agreement(sens: Float[Array, "b d"], reference: Float[Array, "b 
     """``cos``: mean_b cos(s_b, s_b^ref) ("model cos"); ``l2``: mean_b ‖s_b − s_b^ref‖₂."""
     return {"cos": jnp.mean(cosine_similarity(sens, reference)),
             "l2": jnp.mean(jnp.linalg.norm(sens - reference, axis=-1))}
+
+
+def token_sensitivities(f: Callable[[Float[Array, "t d"]], Float[Array, "t w"]],
+                        tokens: Float[Array, "t d"]) -> dict[str, Float[Array, ""]]:
+    """How much each output token of a sequence map depends on each input token, as the
+    Frobenius norms n[j, s] = ‖∂f(X)_j / ∂X_s‖_F over the context (the last token, the
+    query, left out), averaged:
+
+        next  = mean_j n[j, j + 1]   (copying from the following token),
+        own   = mean_j n[j, j],
+        other = mean over j and s ∉ {j, j + 1} of n[j, s],
+
+    with j over the first T − 2 tokens and s over the first T − 1. On the standard token
+    construction a first layer that merges each x_j with its y_j has next ≫ other (the
+    reference notebook ``normal_token_construct``'s ``analyse_copy``).
+    """
+    jac = jax.jacrev(f)(tokens)                                    # (T, W, T, d)
+    norms = jnp.sqrt(jnp.sum(jac**2, axis=(1, 3)))[:-1, :-1]        # context rows, cols
+    c = norms.shape[0]
+    j = jnp.arange(c - 1)
+    mask = jnp.ones((c - 1, c), bool).at[j, j].set(False).at[j, j + 1].set(False)
+    rows = norms[:-1]
+    return {"next": rows[j, j + 1].mean(), "own": rows[j, j].mean(),
+            "other": jnp.sum(jnp.where(mask, rows, 0.0)) / mask.sum()}

@@ -45,6 +45,7 @@ from iclab.models._lsa import LinearSelfAttention as LinearSelfAttention
 from iclab.models._lsa import LSABlock as LSABlock
 from iclab.models._lsa import LSATransformer as LSATransformer
 from iclab.models._lsa import LSATransformerConfig as LSATransformerConfig
+from iclab.models._lsa import StandardTokenLSA as StandardTokenLSA
 from iclab.models._mlp import TokenMLP as TokenMLP
 from iclab.models._mlp import TokenMLPConfig as TokenMLPConfig
 from iclab.models._resmlp import Branch as Branch
@@ -98,6 +99,7 @@ __all__ = [  # the public API (what the docs site renders)
     "LSABlock",
     "LSATransformer",
     "LSATransformerConfig",
+    "StandardTokenLSA",
     "TokenMLP",
     "TokenMLPConfig",
     "Branch",

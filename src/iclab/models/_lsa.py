@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from iclab._errors import check_nonnegative, check_positive_int
+from iclab._errors import ConfigError, check_nonnegative, check_positive_int
+from iclab.models._causal import sinusoidal_positions
 from iclab.models._interface import QueryReadoutModel
 
 
@@ -157,6 +158,10 @@ class LSATransformerConfig:
         layer_norm: pre-LayerNorm before attention and MLP.
         recurrent: share one block's weights across all L layers.
         init_scale: VarianceScaling scale (the reference uses 0.002 / L).
+        first_layer_softmax: softmax attention in layer 1 only (the reference's
+            ``first_layer_sm``; needs ``recurrent=False``).
+        positions: width P of sinusoidal position encodings concatenated to every token
+            (0 = none): the blocks act on D + P coordinates and ŷ is read from the last.
     """
 
     dim: int = 0
@@ -168,6 +173,8 @@ class LSATransformerConfig:
     layer_norm: bool = False
     recurrent: bool = True
     init_scale: float = 0.002
+    first_layer_softmax: bool = False
+    positions: int = 0
 
     def __post_init__(self):
         for name in ("layers", "heads"):
@@ -176,12 +183,18 @@ class LSATransformerConfig:
             check_nonnegative(f"model.{name}", getattr(self, name))
         check_nonnegative("model.mlp_width", self.mlp_width)
         check_nonnegative("model.init_scale", self.init_scale)
+        check_nonnegative("model.positions", self.positions)
+        if self.positions % 2:
+            raise ConfigError("model.positions", self.positions, "an even width (sin, cos pairs)")
+        if self.first_layer_softmax and self.recurrent and self.layers > 1:
+            raise ConfigError("model.first_layer_softmax", True,
+                              "false with model.recurrent=true (one shared block)")
 
 
     def resolve(self, dim: int) -> "LSATransformerConfig":
-        """This config with ``dim`` filled in (if 0) and key_size = D if 0."""
+        """This config with ``dim`` filled in (if 0) and key_size = D + P if 0."""
         dim = self.dim or dim
-        return dataclasses.replace(self, dim=dim, key_size=self.key_size or dim)
+        return dataclasses.replace(self, dim=dim, key_size=self.key_size or dim + self.positions)
 
 
 class LSATransformer(QueryReadoutModel):
@@ -189,6 +202,7 @@ class LSATransformer(QueryReadoutModel):
 
     blocks: tuple[LSABlock, ...]
     n_layers: int = eqx.field(static=True)
+    positions: int = eqx.field(static=True)
 
     def __init__(self, config: LSATransformerConfig, *, key: PRNGKeyArray):
         if config.dim == 0:
@@ -196,26 +210,75 @@ class LSATransformer(QueryReadoutModel):
         config = config.resolve(config.dim)
         n_distinct = 1 if config.recurrent else config.layers
         keys = jax.random.split(key, n_distinct)
+        width = config.dim + config.positions
         self.blocks = tuple(
-            LSABlock(config.dim, config.heads, config.key_size, config.softmax,
+            LSABlock(width, config.heads, config.key_size,
+                     config.softmax or (config.first_layer_softmax and i == 0),
                      config.mlp_width, config.layer_norm, config.init_scale, key=k)
-            for k in keys)
+            for i, k in enumerate(keys))
         self.n_layers = config.layers
+        self.positions = config.positions
+
+    def embed(self, tokens: Float[Array, "t dim"]) -> Float[Array, "t width"]:
+        """The tokens with their position encodings concatenated (if any)."""
+        if not self.positions:
+            return tokens
+        pe = sinusoidal_positions(tokens.shape[0], self.positions).astype(tokens.dtype)
+        return jnp.concatenate([tokens, pe], axis=1)
 
     def block(self, layer: int) -> LSABlock:
         return self.blocks[layer if len(self.blocks) > 1 else 0]
 
     def residual_stream(self, tokens: Float[Array, "t dim"]) -> Float[Array, "layers+1 t dim"]:
-        """H after each layer, H⁽⁰⁾ = tokens ... H⁽ᴸ⁾."""
-        states = [tokens]
+        """H after each layer, H⁽⁰⁾ = the embedded tokens ... H⁽ᴸ⁾."""
+        states = [self.embed(tokens)]
         for layer in range(self.n_layers):
             states.append(self.block(layer)(states[-1]))
         return jnp.stack(states)
 
     def __call__(self, tokens: Float[Array, "t dim"]) -> Float[Array, ""]:
-        h = tokens
+        h = self.embed(tokens)
         for layer in range(self.n_layers - 1):
             h = self.block(layer)(h)
         # Only the query row of the last layer is read: update that row alone.
         query = self.block(self.n_layers - 1)(h, query_only=True)
         return -query[0, -1]
+
+
+class StandardTokenLSA(QueryReadoutModel):
+    """An ``LSATransformer`` on the *standard* token construction of a regression
+    sequence (von Oswald et al. 2023, the reference's ``normal_token_construct``): it
+    takes the regression tokens e_j = (x_j, y_j), e_q = (x_q, 0) like every regression
+    model here and lays them out as
+
+        x₁, (0, …, 0, y₁), x₂, …, x_N, (0, …, 0, y_N), x_q      (2N + 1 tokens of width d),
+
+    the label in the last coordinate of its own token, before the stack (usually with
+    ``positions`` > 0, ``first_layer_softmax`` and two non-recurrent layers: layer 1 must
+    first bring each x_j and y_j together). ŷ = −H[−1, −1] as for the stack.
+
+    Args:
+        config: the stack; its ``dim`` is set to d.
+        d: the input dimension.
+    """
+
+    stack: LSATransformer
+
+    def __init__(self, config: LSATransformerConfig, d: int, *, key: PRNGKeyArray):
+        self.stack = LSATransformer(dataclasses.replace(config, dim=d), key=key)
+
+    @staticmethod
+    def layout(tokens: Float[Array, "n+1 d+1"]) -> Float[Array, "2n+1 d"]:
+        """Regression tokens (x_j, y_j) → the standard tokens x_j, (0, …, 0, y_j), x_q."""
+        x, y = tokens[:-1, :-1], tokens[:-1, -1]
+        n, d = x.shape
+        labels = jnp.zeros((n, d), tokens.dtype).at[:, -1].set(y)
+        pairs = jnp.stack([x, labels], axis=1).reshape(2 * n, d)
+        return jnp.concatenate([pairs, tokens[-1:, :-1]], axis=0)
+
+    def residual_stream(self, tokens: Float[Array, "n+1 d+1"]
+                        ) -> Float[Array, "layers+1 2n+1 width"]:
+        return self.stack.residual_stream(self.layout(tokens))
+
+    def __call__(self, tokens: Float[Array, "n+1 d+1"]) -> Float[Array, ""]:
+        return self.stack(self.layout(tokens))

@@ -15,8 +15,11 @@ GD; an input-scale sweep out of distribution.
 
 Bring your own model: ``iclab.run("icl-gd", quick=True, model=factory)`` trains
 ``factory(key, d=d, n_context=N)`` (a tokens → ŷ module, tokens of shape (N + 1, d + 1));
-the weight claim applies to models with ``LinearSelfAttention`` weights (``blocks[0].attn``)
-and is left out for others.
+the weight and interpolation claims apply to linear ``LSATransformer`` models (no softmax,
+LayerNorm or MLP: the construction is a linear head) and are left out for others.
+
+Variants (``--set model.softmax=true``, ``model.heads=2``, ``model.layer_norm=true``):
+which claims still hold is measured in ``docs/results/icl-gd.md``.
 """
 
 import dataclasses
@@ -46,16 +49,30 @@ from iclab.instruments import (
     query_loss,
     query_sensitivity,
     sensitivity_agreement,
+    token_sensitivities,
     weight_alignment,
 )
-from iclab.models import LinearSelfAttention, LSATransformer, LSATransformerConfig
-from iclab.recipes.analysis.icl_gd import plot_agreement, plot_input_scale, plot_loss, plot_weights
+from iclab.models import (
+    LinearSelfAttention,
+    LSATransformer,
+    LSATransformerConfig,
+    StandardTokenLSA,
+)
+from iclab.recipes.analysis.icl_gd import (
+    plot_agreement,
+    plot_input_scale,
+    plot_loss,
+    plot_standard,
+    plot_weights,
+)
 from iclab.solvers import gd_construction, gd_predict, gd_weights, tune_gd_lr
 from iclab.tasks import LinearRegressionTask, RegressionEvalConfig, to_tokens
 
 PAPER = ("von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov: "
          "Transformers learn in-context by gradient descent, ICML 2023 (arXiv 2212.07677).")
 REF_RUN = "reference notebook, 5000 steps, seed 0"
+REF_STANDARD = ("reference notebook normal_token_construct, 10k steps, seed 0, run here; "
+                "another evaluation set")
 
 # -- spec: every claim is the mean over seeds of the per-seed values in table "seeds" ----
 CLAIMS = [
@@ -76,6 +93,15 @@ CLAIMS = [
           transform=lambda m: abs(m - 1.0),
           reference=reference(0.0001, f"{REF_RUN}: interpolated 0.20471 vs GD 0.20469"),
           when=lambda r: r["seeds"].interpolated_ratio.notna().all()),
+    Claim("standard_tokens_gd", "standard tokens (x_j and y_j in separate tokens, sinusoidal "
+          "positions): the 2-layer model reaches one GD step's loss, L_TF / L_GD",
+          lambda r: r["standard"].loss_ratio, "<=", 1.05,
+          reference=reference("0.2033 vs 0.2047", REF_STANDARD),
+          when=lambda r: "standard" in r.tables),
+    Claim("layer1_copies", "… because layer 1 copies each token's neighbour: ‖∂t_j/∂e_{j+1}‖ / "
+          "‖∂t_j/∂e_other‖ of layer 1's output", lambda r: r["standard"].copy_ratio, ">=", 5.0,
+          reference=reference("1.01 / 0.06", REF_STANDARD),
+          when=lambda r: "standard" in r.tables),
 ]
 CHECKS = [
     Claim("construction_exact", "the GD construction = 1 GD step: max |ŷ_constr − ŷ_GD|",
@@ -94,6 +120,10 @@ FIGURES = [
            when=lambda r: "trained_kq" in set(r["weights"].name)),
     Figure("ood_input_scale", "Out of distribution: both learners degrade alike when the input "
            "scale moves away from training (α = 1).", plot_input_scale),
+    Figure("standard_tokens", "Standard tokens: the 2-layer model's loss against one GD step "
+           "(left) and how much layer 1's output at token j depends on token j + 1, on "
+           "itself and on the others (right).", plot_standard,
+           when=lambda r: "standard" in r.tables),
 ]
 SECTIONS = [
     Section("Per-seed results",
@@ -110,17 +140,40 @@ SECTIONS = [
 
 
 @dataclass(frozen=True)
+class StandardTokenConfig:
+    """The standard-token experiment (the reference notebook ``normal_token_construct``):
+    tokens x_j and (0, …, 0, y_j) apart, 10 sinusoidal position coordinates concatenated,
+    two non-recurrent layers, softmax in layer 1, Adam 1e-3 after a global-norm clip of
+    10, init 0.02 / 2, batch 2048, 10,000 steps.
+
+    Args:
+        enabled: train it (the full mode does; about 8 CPU minutes per seed).
+        copy_tasks: evaluation tasks on which layer 1's token sensitivities are measured.
+    """
+
+    enabled: bool = False
+    model: LSATransformerConfig = field(default_factory=lambda: LSATransformerConfig(
+        layers=2, recurrent=False, first_layer_softmax=True, positions=10, init_scale=0.01))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(clip_norm=10.0))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=10_000, batch_size=2048, eval_every=500, seeds=1))
+    copy_tasks: int = 256
+
+
+@dataclass(frozen=True)
 class IclGdConfig:
     task: LinearRegressionTask = field(default_factory=LinearRegressionTask)
     model: LSATransformerConfig = field(default_factory=LSATransformerConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(clip_norm=0.001))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(seeds=5))
     eval: RegressionEvalConfig = field(default_factory=RegressionEvalConfig)
+    standard: StandardTokenConfig = field(default_factory=StandardTokenConfig)
 
 
 def full_config() -> IclGdConfig:
-    """The reference notebook's settings (5000 steps), with 5 seeds."""
-    return IclGdConfig()
+    """The reference notebook's settings (5000 steps), with 5 seeds, and the standard-token
+    experiment."""
+    return IclGdConfig(standard=StandardTokenConfig(enabled=True))
 
 
 def quick_config() -> IclGdConfig:
@@ -153,17 +206,52 @@ def experiment(config: IclGdConfig, model=None) -> list[Job]:
                 "pred_diff_rel": diff["relative"], "pred_diff_abs": diff["mean_abs"],
                 "sens_cos": agree["cos"], "sens_l2": agree["l2"]}
 
-    return [Job("", regression_problem(config.task, init, evaluate), config.optim, config.train,
+    jobs = [Job("", regression_problem(config.task, init, evaluate), config.optim, config.train,
                 eval_data=(eval_batch, gd_preds, gd_sens), label="icl-gd",
                 info={"gd_lr": lr, "gd_loss": gd_loss})]
+    if config.standard.enabled:
+        jobs.append(standard_job(config, eval_batch, gd_loss))
+    return jobs
+
+
+def layer1_sensitivities(model: StandardTokenLSA, batch) -> dict:
+    """``token_sensitivities`` of layer 1's output on the standard tokens, mean over tasks."""
+    def one(example):
+        tokens = StandardTokenLSA.layout(to_tokens(example))
+        return token_sensitivities(lambda t: model.stack.residual_stream(t)[1], tokens)
+
+    return {k: v.mean() for k, v in jax.vmap(one)(batch).items()}
+
+
+def standard_job(config: IclGdConfig, eval_batch, gd_loss: float) -> Job:
+    """The standard-token experiment on the same task and evaluation tasks."""
+    std, d = config.standard, config.task.d
+    copy_batch = jax.tree.map(lambda a: a[:std.copy_tasks], eval_batch)
+
+    def evaluate(m, data):
+        batch, copies = data
+        preds = jax.vmap(m)(jax.vmap(to_tokens)(batch))
+        sens = layer1_sensitivities(m, copies)
+        return {"test_loss": query_loss(preds, batch.y_query), "copy_next": sens["next"],
+                "copy_own": sens["own"], "copy_other": sens["other"]}
+
+    init = lambda key: StandardTokenLSA(std.model, d, key=key)
+    return Job("standard", regression_problem(config.task, init, evaluate), std.optim,
+               std.train, eval_data=(eval_batch, copy_batch), label="standard tokens",
+               info={"gd_loss": gd_loss})
 
 
 # -- measurement --------------------------------------------------------------------
 def lsa_head(model) -> LinearSelfAttention | None:
-    """Layer 1's attention of an LSA-stack model, or None for another model."""
-    blocks = getattr(model, "blocks", None)
-    attn = getattr(blocks[0], "attn", None) if blocks else None
-    return attn if isinstance(attn, LinearSelfAttention) else None
+    """Layer 1's attention of an ``LSATransformer`` whose weights the GD construction can
+    be compared with: linear attention without LayerNorm or MLP. None for another model
+    (a softmax, LayerNorm or MLP variant, or a model of the user's)."""
+    if not isinstance(model, LSATransformer):
+        return None
+    block = model.blocks[0]
+    if block.attn.softmax or block.ln_attn is not None or block.mlp is not None:
+        return None
+    return block.attn
 
 
 def measure(config: IclGdConfig, trained) -> dict[str, pd.DataFrame]:
@@ -209,6 +297,14 @@ def measure(config: IclGdConfig, trained) -> dict[str, pd.DataFrame]:
         matrices["trained_kq"], matrices["trained_pv"] = normalise_scale(attn.qk()[0],
                                                                          attn.pv()[0], d)
     tables["weights"] = matrix_table(matrices)
+    if "standard" in trained:
+        std = trained["standard"]
+        final = {k: np.asarray(std.final[k]) for k in ("test_loss", "copy_next", "copy_own",
+                                                        "copy_other")}
+        tables["standard"] = pd.DataFrame({"seed": std.seeds, **final,
+                                           "loss_ratio": final["test_loss"] / gd_loss,
+                                           "copy_ratio": final["copy_next"]
+                                           / final["copy_other"]})
     return tables
 
 

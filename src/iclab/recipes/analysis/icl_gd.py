@@ -19,6 +19,24 @@ def plot_loss(r):
     return fig
 
 
+def plot_standard(r):
+    fig, axes = figure(2)
+    plot_metric_by_seed(axes[0], r.metrics, "standard/test_loss", "2-layer model, standard "
+                        "tokens")
+    if "gd" in r.tables:
+        axes[0].axhline(r.scalar("gd", "loss"), color="C3", ls="--", label="GD 1 step")
+    axes[0].set_ylabel("½ MSE on the query")
+    axes[0].legend(fontsize=8)
+    for name, label, color in (("copy_next", "from token j + 1", "C0"),
+                               ("copy_own", "from itself", "C1"),
+                               ("copy_other", "from the others", "C2")):
+        plot_metric_by_seed(axes[1], r.metrics, f"standard/{name}", label, color=color)
+    axes[1].set_ylabel("‖∂t_j / ∂e_s‖ of layer 1's output")
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=8)
+    return fig
+
+
 def plot_agreement(r):
     fig, axes = figure(2)
     plot_metric_by_seed(axes[0], r.metrics, "sens_cos", "cos(∂ŷ_TF/∂x_q, ∂ŷ_GD/∂x_q)")
