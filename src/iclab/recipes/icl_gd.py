@@ -13,6 +13,13 @@ the sensitivities ∂ŷ/∂x_q against GD's; the weight products W_KQ, W_PV agai
 hand-built GD construction up to the scale symmetry, and the construction itself against
 GD; an input-scale sweep out of distribution.
 
+Standard tokens (``standard``, on in the full mode; the reference notebook
+``normal_token_construct``): x_j and (0, …, 0, y_j) as separate tokens with sinusoidal
+positions concatenated, two non-recurrent layers with softmax in layer 1
+(``StandardTokenLSA``). Layer 1 has to copy each token's neighbour before layer 2 can do
+the GD step; measured: the loss against one GD step and layer 1's token sensitivities
+(``instruments.token_sensitivities``).
+
 Bring your own model: ``iclab.run("icl-gd", quick=True, model=factory)`` trains
 ``factory(key, d=d, n_context=N)`` (a tokens → ŷ module, tokens of shape (N + 1, d + 1));
 the weight and interpolation claims apply to linear ``LSATransformer`` models (no softmax,
