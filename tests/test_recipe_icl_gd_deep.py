@@ -16,8 +16,19 @@ def test_reference_optimizer_rule_by_depth():
     assert config.optim_for(2).clip_norm == 0.001 and config.optim_for(2).lr == 1e-3
     assert config.optim_for(3).clip_norm == 10.0 and config.optim_for(3).lr == 1e-3
     assert config.optim_for(5).lr == 5e-4
-    assert config.model_for(4).init_scale == pytest.approx(0.0005)
-    assert config.model_for(4).dim == 11 and config.model_for(4).layers == 4
+    assert config.model_for(4, True).init_scale == pytest.approx(0.0005)
+    assert config.model_for(4, True).dim == 11 and config.model_for(4, True).layers == 4
+    assert not config.model_for(4, False).recurrent
+
+
+def test_weight_sharings_trained_side_by_side():
+    """Both sharings by default, each with its own claims; ``recurrence=`` empty falls
+    back to ``model.recurrent``; a sharing twice is refused."""
+    assert quick_config().families() == (True, False)
+    assert apply_overrides(quick_config(), ["recurrence=", "model.recurrent=false"]
+                           ).families() == (False,)
+    with pytest.raises(ConfigError, match="recurrence"):
+        apply_overrides(quick_config(), ["recurrence=true,true"])
 
 
 def test_depths_override_and_validation():
@@ -34,14 +45,19 @@ def test_smoke_run_writes_claims_for_every_depth(tmp_path):
     assert code in (0, 1)
     (run,) = (tmp_path / "icl-gd-deep").iterdir()
     claims = json.loads((run / "claims.json").read_text())
-    assert [c["id"] for c in claims] == [f"{c}_K{k}" for k in (1, 2)
-                                         for c in ("beats_gd", "near_gdpp", "closer_to_gdpp")
-                                         ] + ["readouts_follow_gdpp_K2"]
+    three = ("beats_gd", "near_gdpp", "closer_to_gdpp")
+    assert [c["id"] for c in claims] == (
+        [f"{c}_K{k}" for k in (1, 2) for c in three] + ["readouts_follow_gdpp_K2"]
+        + [f"{c}_K{k}_nr" for k in (1, 2) for c in three])
     assert (run / "report.html").read_text().count("<svg") == 4
-    layers = load_run(run).tables["layers"]
+    tables = load_run(run).tables
+    layers = tables["layers"]
     gd = layers[layers.learner == "GD"]
-    assert gd.groupby("depth").layer.max().to_dict() == {1: 1, 2: 2}
+    assert gd.groupby(["depth", "recurrent"]).layer.max().to_dict() == {
+        (1, False): 1, (1, True): 1, (2, False): 2, (2, True): 2}
     assert set(layers.learner) == {"trained LSA", "GD", "GD++"}
+    assert sorted(zip(tables["seeds"].depth, tables["seeds"].recurrent, strict=True)) == [
+        (1, False), (1, True), (2, False), (2, True)]
 
 
 def test_readout_gap_is_the_mean_log_distance_difference():
@@ -73,10 +89,12 @@ def test_non_recurrent_models_get_no_recurrent_reference_values():
     from iclab.config import apply_overrides
     from iclab.recipes.icl_gd_deep import claims, quick_config
 
-    recurrent = {c.id: c for c in claims(quick_config())}
-    assert recurrent["near_gdpp_K3"].reference is not None
-    assert "readouts_follow_gdpp_K3" in recurrent
-    other = {c.id: c for c in claims(apply_overrides(quick_config(),
-                                                     ["model.recurrent=false"]))}
-    assert all(c.reference is None for c in other.values())
+    both = {c.id: c for c in claims(quick_config())}
+    assert both["near_gdpp_K3"].reference is not None
+    assert "readouts_follow_gdpp_K3" in both
+    other = {i: c for i, c in both.items() if i.endswith("_nr")}
+    assert len(other) == 6 and all(c.reference is None for c in other.values())
     assert not any(i.startswith("readouts_follow") for i in other)
+    alone = {c.id for c in claims(apply_overrides(quick_config(),
+                                                  ["recurrence=", "model.recurrent=false"]))}
+    assert alone == set(other)

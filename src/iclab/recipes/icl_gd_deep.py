@@ -17,10 +17,13 @@ sensitivities ∂ŷ/∂x_q with each, the read-out after every layer, and behavi
 Reference numbers for K = 3 (recurrent, 5000 steps): GD 0.1338, GD++ 0.0786, trained LSA
 0.0799; cos(TF, GD++) 0.998 vs cos(TF, GD) 0.966.
 
-Claims per K: the LSA beats K GD steps, comes within 10 % of K GD++ steps, its
-sensitivities are closer to GD++'s, and (K ≥ 2, recurrent) the read-outs after its layers
-follow GD++'s trajectory rather than GD's (the reference's K = 3 read-outs: TF 1.20 / 0.246 / 0.080,
-GD++ 1.41 / 0.269 / 0.079, GD 0.205 / 0.155 / 0.134).
+Both weight sharings are trained at every K, side by side (``recurrence``): recurrent (one
+block applied K times) and non-recurrent (K blocks), each against its own GD++ (shared or
+per-step (γ, η)). Claims per K and sharing: the LSA beats K GD steps, comes within 10 % of
+K GD++ steps, its sensitivities are closer to GD++'s, and (K ≥ 2, recurrent) the
+read-outs after its layers follow GD++'s trajectory rather than GD's (the reference's
+K = 3 read-outs: TF 1.20 / 0.246 / 0.080, GD++ 1.41 / 0.269 / 0.079, GD 0.205 / 0.155 /
+0.134).
 
 Bring your own model: ``model(key, d=d, depth=K, n_context=N)`` for every K.
 """
@@ -72,34 +75,40 @@ REF_K3 = "reference notebook, 3 layers recurrent, 5000 steps"
 
 # -- spec: claims, figures and report sections -----------------------------------------
 def claims(config) -> list[Claim]:
-    """Three claims per depth K; the reference's K = 3 values where K = 3."""
+    """Three claims per depth K and weight sharing; the reference's K = 3 values where K = 3
+    and recurrent; the read-out trajectory claim for recurrent models."""
     rows = []
-    for k in config.depths:
-        k3 = k == 3 and config.model.recurrent  # the reference notebook's setting
-        rows += [
-            Claim(f"beats_gd_K{k}", f"{k}-layer LSA beats {k} GD steps: L_TF / L_GD",
-                  lambda r, k=k: per_depth(r, k).loss / r.scalar("depths", "gd_loss", depth=k),
-                  "<", 1.0, reference=reference(round(0.0799 / 0.1338, 3), REF_K3) if k3
-                  else None),
-            Claim(f"near_gdpp_K{k}", f"{k}-layer LSA close to {k} GD++ steps: L_TF / L_GD++",
-                  lambda r, k=k: per_depth(r, k).loss
-                  / r.scalar("depths", "gdpp_loss", depth=k), "<=", 1.10,
-                  reference=reference(round(0.0799 / 0.0786, 3), REF_K3) if k3 else None),
-            Claim(f"closer_to_gdpp_K{k}", "sensitivities closer to GD++ than to GD: "
-                  "cos(TF, GD++) − cos(TF, GD)",
-                  lambda r, k=k: per_depth(r, k).cos_gdpp - per_depth(r, k).cos_gd, ">", 0.0,
-                  reference=reference(round(0.998 - 0.966, 3), REF_K3) if k3 else None),
-        ]
-        # The trajectory inside the model, every layer's read-out: for recurrent models,
-        # whose GD++ shares one (γ, η) across layers (non-recurrent GD++ is fitted for its
-        # last read-out only, its intermediate ones are not a reference).
-        if k >= 2 and config.model.recurrent:
-            rows.append(Claim(
-                f"readouts_follow_gdpp_K{k}", "the read-outs after layers 1..K follow GD++'s, "
-                "not GD's: mean over layers of |log(L_TF^l / L_GD++^l)| minus that of "
-                "|log(L_TF^l / L_GD^l)| (TF: mean over seeds)",
-                lambda r, k=k: readout_gap(r, k), "<", 0.0,
-                reference=reference(REF_K3_READOUT_GAP, REF_K3) if k3 else None))
+    for rec in config.families():
+        sfx, kind = ("", "") if rec else ("_nr", " non-recurrent")
+        for k in config.depths:
+            k3 = k == 3 and rec  # the reference notebook's setting
+            gdpp = lambda r, k=k, rec=rec: r.scalar("depths", "gdpp_loss", depth=k,
+                                                    recurrent=rec)
+            rows += [
+                Claim(f"beats_gd_K{k}{sfx}", f"{k}-layer{kind} LSA beats {k} GD steps: "
+                      "L_TF / L_GD", lambda r, k=k, rec=rec: per_depth(r, k, rec).loss
+                      / r.scalar("depths", "gd_loss", depth=k, recurrent=rec), "<", 1.0,
+                      reference=reference(round(0.0799 / 0.1338, 3), REF_K3) if k3 else None),
+                Claim(f"near_gdpp_K{k}{sfx}", f"{k}-layer{kind} LSA close to {k} GD++ steps: "
+                      "L_TF / L_GD++", lambda r, k=k, rec=rec, g=gdpp: per_depth(r, k, rec).loss
+                      / g(r), "<=", 1.10,
+                      reference=reference(round(0.0799 / 0.0786, 3), REF_K3) if k3 else None),
+                Claim(f"closer_to_gdpp_K{k}{sfx}", f"{kind.strip() or 'its'} sensitivities "
+                      "closer to GD++ than to GD: cos(TF, GD++) − cos(TF, GD)",
+                      lambda r, k=k, rec=rec: per_depth(r, k, rec).cos_gdpp
+                      - per_depth(r, k, rec).cos_gd, ">", 0.0,
+                      reference=reference(round(0.998 - 0.966, 3), REF_K3) if k3 else None),
+            ]
+            # The trajectory inside the model, every layer's read-out: for recurrent models,
+            # whose GD++ shares one (γ, η) across layers (non-recurrent GD++ is fitted for
+            # its last read-out only, its intermediate ones are not a reference).
+            if k >= 2 and rec:
+                rows.append(Claim(
+                    f"readouts_follow_gdpp_K{k}", "the read-outs after layers 1..K follow "
+                    "GD++'s, not GD's: mean over layers of |log(L_TF^l / L_GD++^l)| minus "
+                    "that of |log(L_TF^l / L_GD^l)| (TF: mean over seeds)",
+                    lambda r, k=k: readout_gap(r, k), "<", 0.0,
+                    reference=reference(REF_K3_READOUT_GAP, REF_K3) if k3 else None))
     return rows
 
 
@@ -163,8 +172,12 @@ class IclGdDeepConfig:
 
     Args:
         depths: the depths K compared (one model each).
+        recurrence: the weight sharings trained at every depth, side by side: true (one
+            block applied K times, the reference's ``deq``), false (K separate blocks);
+            empty: ``model.recurrent`` alone.
         task: the regression task.
-        model: the LSA block (``layers`` ignored).
+        model: the LSA block (``layers`` ignored; ``recurrent`` too when ``recurrence``
+            is given).
         optim: the optimiser (the reference's rule for K is applied per depth).
         train: steps, batch and seeds.
         gdpp: the GD++ baseline's fit.
@@ -172,6 +185,7 @@ class IclGdDeepConfig:
     """
 
     depths: tuple[int, ...] = (2, 3, 4, 5)
+    recurrence: tuple[bool, ...] = (True, False)
     task: LinearRegressionTask = field(default_factory=LinearRegressionTask)
     model: LSATransformerConfig = field(default_factory=LSATransformerConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(clip_norm=0.001))
@@ -183,6 +197,12 @@ class IclGdDeepConfig:
         if not self.depths or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
                                   for k in self.depths):
             raise ConfigError("depths", self.depths, "a comma-separated list of integers >= 1")
+        if len(set(self.recurrence)) != len(self.recurrence):
+            raise ConfigError("recurrence", self.recurrence, "true and/or false, each once")
+
+    def families(self) -> tuple[bool, ...]:
+        """The weight sharings trained: ``recurrence``, or ``model.recurrent`` alone."""
+        return self.recurrence or (self.model.recurrent,)
 
     def optim_for(self, depth: int) -> OptimConfig:
         """The reference's rule: clip 0.001 up to 2 layers, else 10; halve lr above 3."""
@@ -190,20 +210,25 @@ class IclGdDeepConfig:
                                    clip_norm=self.optim.clip_norm if depth <= 2 else 10.0,
                                    lr=self.optim.lr if depth <= 3 else self.optim.lr / 2)
 
-    def model_for(self, depth: int) -> LSATransformerConfig:
-        config = dataclasses.replace(self.model, layers=depth,
+    def model_for(self, depth: int, recurrent: bool) -> LSATransformerConfig:
+        config = dataclasses.replace(self.model, layers=depth, recurrent=recurrent,
                                      init_scale=self.model.init_scale / depth)
         return config.resolve(self.task.d + 1)
 
 
 def full_config() -> IclGdDeepConfig:
-    """K = 2..5, recurrent, 5000 steps (the reference's ``deq`` setting), 3 seeds."""
+    """K = 2..5, recurrent (the reference's ``deq`` setting) and non-recurrent, 5000
+    steps, 3 seeds."""
     return IclGdDeepConfig()
 
 
 def quick_config() -> IclGdDeepConfig:
-    """K = 2, 3 with 3000 steps and 2 seeds."""
+    """K = 2, 3, recurrent and non-recurrent, with 3000 steps and 2 seeds."""
     return IclGdDeepConfig(depths=(2, 3), train=TrainConfig(steps=3000, seeds=2))
+
+
+def tag(depth: int, recurrent: bool) -> str:
+    return f"K{depth}" if recurrent else f"K{depth}-nr"
 
 
 # -- experiment ---------------------------------------------------------------------
@@ -213,17 +238,23 @@ def experiment(config: IclGdDeepConfig, model=None) -> list[Job]:
     jobs = []
     for depth in config.depths:
         gd_lr, gd_loss = tune_gd_lr(eval_batch, steps=depth)
-        gdpp = fit_gdpp(task, eval_batch, depth, recurrent=config.model.recurrent,
-                        adam_steps=config.gdpp.adam_steps, batch_size=config.gdpp.batch_size,
-                        lr=config.gdpp.lr, seed=config.train.seed)
-        if model is None:
-            model_config = config.model_for(depth)
-            init = lambda key, c=model_config: LSATransformer(c, key=key)
-        else:
-            init = lambda key, k=depth: model(key, d=task.d, depth=k, n_context=task.n_context)
-        jobs.append(Job(f"K{depth}", regression_problem(task, init), config.optim_for(depth),
-                        config.train, eval_data=eval_batch, label=f"LSA, {depth} layers",
-                        cost=depth, info={"gd_lr": gd_lr, "gd_loss": gd_loss, "gdpp": gdpp}))
+        for rec in config.families():
+            gdpp = fit_gdpp(task, eval_batch, depth, recurrent=rec,
+                            adam_steps=config.gdpp.adam_steps,
+                            batch_size=config.gdpp.batch_size, lr=config.gdpp.lr,
+                            seed=config.train.seed)
+            if model is None:
+                model_config = config.model_for(depth, rec)
+                init = lambda key, c=model_config: LSATransformer(c, key=key)
+            else:
+                init = lambda key, k=depth: model(key, d=task.d, depth=k,
+                                                  n_context=task.n_context)
+            kind = "" if rec else ", non-recurrent"
+            jobs.append(Job(tag(depth, rec), regression_problem(task, init),
+                            config.optim_for(depth), config.train, eval_data=eval_batch,
+                            label=f"LSA, {depth} layers{kind}", cost=depth,
+                            info={"gd_lr": gd_lr, "gd_loss": gd_loss, "gdpp": gdpp,
+                                  "recurrent": rec}))
     return jobs
 
 
@@ -234,34 +265,37 @@ def sensitivities(model, batch, d: int):
 
 def measure(config: IclGdDeepConfig, trained) -> dict[str, pd.DataFrame]:
     d = config.task.d
-    eval_batch = trained[f"K{config.depths[0]}"].eval_data
+    eval_batch = trained[tag(config.depths[0], config.families()[0])].eval_data
     references = reference_weights(eval_batch)
     depths, seeds, layers, behaviour = [], [], [], []
     for depth in config.depths:
-        job = trained[f"K{depth}"]
-        gd_lr, gd_loss, gdpp = job.info["gd_lr"], job.info["gd_loss"], job.info["gdpp"]
-        depths.append({"depth": depth, "gd_lr": gd_lr, "gd_loss": gd_loss,
-                       "gdpp_loss": float(regression_loss(gdpp, eval_batch))})
-        gd_sens = jax.vmap(gd_weights, in_axes=(0, 0, None, None))(
-            eval_batch.x, eval_batch.y, gd_lr, depth)
-        gdpp_sens = sensitivities(gdpp, eval_batch, d)
-        for seed, m in zip(job.seeds, job.models, strict=True):
-            sens = sensitivities(m, eval_batch, d)
-            seeds.append({"depth": depth, "seed": seed,
-                          "loss": float(regression_loss(m, eval_batch)),
-                          "cos_gd": float(sensitivity_agreement(sens, gd_sens)["cos"]),
-                          "cos_gdpp": float(sensitivity_agreement(sens, gdpp_sens)["cos"])})
-            if isinstance(m, LayerReadoutModel):
-                layers += [{"depth": depth, "learner": "trained LSA", "seed": seed,
-                            "layer": i + 1, "loss": float(v)}
-                           for i, v in enumerate(layer_losses(m, eval_batch))]
-        layers += [{"depth": depth, "learner": "GD", "seed": -1, "layer": k,
-                    "loss": float(gd_loss_fn(eval_batch, gd_lr, k))} for k in range(1, depth + 1)]
-        layers += [{"depth": depth, "learner": "GD++", "seed": -1, "layer": i + 1,
-                    "loss": float(v)} for i, v in enumerate(layer_losses(gdpp, eval_batch))]
-        for name, values in behaviour_matching(config, job.models, gdpp, gd_lr, depth,
-                                               references).items():
-            behaviour.append({"depth": depth, "learner": name, **values})
+        for rec in config.families():
+            job = trained[tag(depth, rec)]
+            gd_lr, gd_loss, gdpp = job.info["gd_lr"], job.info["gd_loss"], job.info["gdpp"]
+            key = {"depth": depth, "recurrent": rec}
+            depths.append({**key, "gd_lr": gd_lr, "gd_loss": gd_loss,
+                           "gdpp_loss": float(regression_loss(gdpp, eval_batch))})
+            gd_sens = jax.vmap(gd_weights, in_axes=(0, 0, None, None))(
+                eval_batch.x, eval_batch.y, gd_lr, depth)
+            gdpp_sens = sensitivities(gdpp, eval_batch, d)
+            for seed, m in zip(job.seeds, job.models, strict=True):
+                sens = sensitivities(m, eval_batch, d)
+                seeds.append({**key, "seed": seed,
+                              "loss": float(regression_loss(m, eval_batch)),
+                              "cos_gd": float(sensitivity_agreement(sens, gd_sens)["cos"]),
+                              "cos_gdpp": float(sensitivity_agreement(sens, gdpp_sens)["cos"])})
+                if isinstance(m, LayerReadoutModel):
+                    layers += [{**key, "learner": "trained LSA", "seed": seed,
+                                "layer": i + 1, "loss": float(v)}
+                               for i, v in enumerate(layer_losses(m, eval_batch))]
+            layers += [{**key, "learner": "GD", "seed": -1, "layer": k,
+                        "loss": float(gd_loss_fn(eval_batch, gd_lr, k))}
+                       for k in range(1, depth + 1)]
+            layers += [{**key, "learner": "GD++", "seed": -1, "layer": i + 1,
+                        "loss": float(v)} for i, v in enumerate(layer_losses(gdpp, eval_batch))]
+            for name, values in behaviour_matching(config, job.models, gdpp, gd_lr, depth,
+                                                   references).items():
+                behaviour.append({**key, "learner": name, **values})
     return {"depths": pd.DataFrame(depths), "seeds": pd.DataFrame(seeds),
             "layers": pd.DataFrame(layers), "behaviour": pd.DataFrame(behaviour)}
 
