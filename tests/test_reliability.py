@@ -511,8 +511,12 @@ def test_non_finite_claims_are_strict_json_and_fail(tmp_path):
 
 
 # -- discoverability and progress -------------------------------------------------------
-def test_every_config_key_is_listed_with_a_doc(capsys):
+def test_every_config_key_is_listed_with_a_doc(capsys, monkeypatch):
     from iclab.config import describe, leaf_keys
+
+    # a pipe 160 columns wide, whatever the worker's environment says about terminals
+    for name in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
 
     for name, recipe in iclab.framework.recipes().items():
         rows = describe(recipe.quick())

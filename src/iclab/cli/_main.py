@@ -603,7 +603,9 @@ def cmd_show(cmd: ShowCmd, console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     console = Console()
-    if not console.is_terminal:  # logs and pipes: wide enough for the claims table
+    if not console.is_terminal or not sys.stdout.isatty():
+        # logs and pipes (also where FORCE_COLOR makes rich think it is a terminal): wide
+        # enough for the claims table
         console = Console(width=int(os.environ.get("COLUMNS", "0")) or 160)
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
