@@ -5,6 +5,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from iclab._errors import ConfigError
@@ -26,6 +27,11 @@ def test_depths_must_include_one_and_task_must_be_linear():
         apply_overrides(quick_config(), ["depths=2,3"])
     with pytest.raises(ConfigError, match="task.dynamics"):
         apply_overrides(quick_config(), ["task.dynamics=nonlinear"])
+    plain = apply_overrides(quick_config(), ["plain.task.dynamics=nonlinear",
+                                             "plain.task.hidden_dim=15"]).plain
+    assert (plain.task.dynamics, plain.task.hidden_dim, plain.enabled) == ("nonlinear", 15, False)
+    with pytest.raises(ConfigError, match="plain.softmax_layers"):
+        apply_overrides(quick_config(), ["plain.softmax_layers=1"])
 
 
 def test_gd_from_zero_step_size_is_the_least_squares_optimum(key):
@@ -68,9 +74,50 @@ def test_smoke_run_writes_claims_probes_and_report(tmp_path):
     checks = json.loads((run / "checks.json").read_text())
     assert [c["id"] for c in checks] == ["t1_loss", "noise_floor"]
     assert [c["id"] for c in claims] == [
-        "lsa1_is_prop1", "mesa_beats_lsa1", "mesa_tracks_ridge",
-        "depth_helps", "deep_approaches_mesa", "probe_depth", "probe_time",
-        "precond_probe_depth"]
+        "lsa1_is_prop1", "lsa1_structured", "mesa_beats_lsa1", "mesa_tracks_ridge",
+        "depth_helps", "deep_approaches_mesa", "prop2_matches_lsa", "compressed_matches_lsa",
+        "probe_depth", "probe_time", "precond_probe_depth"]
     assert all(c["measured"] is not None for c in claims)
     assert (run / "report.html").read_text().count("<svg") == 3  # no fixed-teacher figure
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
+
+
+def test_plain_tokens_on_a_partially_observed_system_run_with_their_claims(tmp_path):
+    code = main(["run", "mesa", "--quick", "--out", str(tmp_path), "--seeds", "1",
+                 "--set", "depths=1", "--set", "train.steps=10", "--set", "train.eval_every=10",
+                 "--set", "task.length=10", "--set", "task.state_dim=3",
+                 "--set", "baselines.steps=10", "--set", "probe.sequences=64",
+                 "--set", "eval.sequences=64", "--set", "train.batch_size=16",
+                 "--set", "fixed_teacher=false", "--set", "plain.enabled=true",
+                 "--set", "plain.task.state_dim=3", "--set", "plain.task.hidden_dim=5",
+                 "--set", "plain.task.length=10", "--set", "plain.softmax_layers=2",
+                 "--set", "plain.dim=8", "--set", "plain.key_size=4", "--set", "plain.heads=2",
+                 "--set", "plain.positions=4", "--set", "plain.train.steps=20",
+                 "--set", "plain.train.eval_every=10", "--set", "plain.train.batch_size=16",
+                 "--set", "plain.optim.warmup_steps=5"])
+    assert code in (0, 1)
+    (run,) = (tmp_path / "mesa").iterdir()
+    claims = {c["id"]: c for c in json.loads((run / "claims.json").read_text())}
+    plain = [k for k in claims if k.startswith("plain_")]
+    assert plain == ["plain_hybrid_beats_softmax", "plain_softmax_matches_prop2",
+                     "plain_binds_tokens", "plain_probe_depth", "plain_precond_probe_depth"]
+    assert all(np.isfinite(claims[k]["measured"]) for k in plain)
+    per_t = pd.read_parquet(run / "tables" / "plain_per_t.parquet")
+    assert set(per_t.learner) == {"AR ridge, tuned λ", "Prop. 2 (2 steps)",
+                                  "plain-softmax-2", "plain-hybrid-mesa"}  # no oracle: C* hides
+    assert (run / "report.html").read_text().count("<svg") == 4
+
+
+def test_gap_per_t_pairs_seeds_and_compares_a_baseline_with_the_seed_mean():
+    from iclab.recipes.analysis.mesa import gap_per_t
+
+    rows = lambda name, seed, losses: [{"learner": name, "seed": seed, "t": t + 1, "loss": v}
+                                       for t, v in enumerate(losses)]
+    tables = {"per_t": pd.DataFrame(rows("LSA", 0, [1.0, 2.0]) + rows("LSA", 1, [3.0, 2.0])
+                                    + rows("base", -1, [2.0, 4.0])),
+              "other": pd.DataFrame(rows("comp", 0, [np.e, 2.0]) + rows("comp", 1, [3.0, 2.0]))}
+    baseline = gap_per_t(tables, "base", "LSA")
+    assert list(baseline.index) == [-1]
+    assert baseline[-1] == pytest.approx(0.5 * abs(np.log(4.0 / 2.0)))
+    paired = gap_per_t(tables, "comp", "LSA", "other")
+    np.testing.assert_allclose(paired.loc[[0, 1]].to_numpy(), [0.5, 0.0])

@@ -67,6 +67,9 @@ from iclab.instruments._stats import first_crossing as first_crossing
 from iclab.instruments._stats import loglog_slope as loglog_slope
 from iclab.instruments._stats import rise_times as rise_times
 from iclab.instruments._stats import superexponential_ratio as superexponential_ratio
+from iclab.instruments._structure import compressed_products as compressed_products
+from iclab.instruments._structure import identity_block_share as identity_block_share
+from iclab.instruments._structure import identity_blocks as identity_blocks
 from iclab.instruments._trajectory import fixed_batch_losses as fixed_batch_losses
 from iclab.instruments._trajectory import layer_norms as layer_norms
 from iclab.instruments._trajectory import line_profile as line_profile
@@ -136,6 +139,9 @@ __all__ = [  # the public API (what the docs site renders)
     "loss_spikes",
     "factor_metrics",
     "head_products",
+    "compressed_products",
+    "identity_block_share",
+    "identity_blocks",
     "head_spectra",
     "singular_value_metrics",
     "spectral_norm",

@@ -467,6 +467,36 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
         return eqx.tree_at(lambda m: m.layers[layer].w_p, self,
                            self.layers[layer].w_p.at[heads].set(0.0))
 
+    def with_head_products(self, products) -> "CausalTransformer":
+        """The same model with every linear layer's per-head products replaced:
+        ``products[l]["ov"]`` (H, D, D) for W_O W_V and ``["qk"]`` (H, D, D) for W_Kᵀ W_Q.
+
+        A linear layer is a function of these products only, so they are realised
+        exactly with key size D (W_K = W_V = I, W_Q = qk, W_O = ov): a head of key size
+        k < D cannot hold a product of rank > k, such as CompressedAlg's block-identity
+        ones (the paper's interpolation runs use key size 40 for this). Everything else —
+        embedding, MLPs, norms, clip, read-out — is kept. Only for linear layers without
+        positions or σReparam (ValueError otherwise).
+        """
+        c = self.config
+        if any(kind != "linear" for kind in c.layers) or c.positions or c.sigma_reparam != "off":
+            raise ValueError("with_head_products: only for linear layers without positions "
+                             "or σReparam")
+        if len(products) != len(self.layers):
+            raise ValueError(f"{len(products)} layers of products for {len(self.layers)} layers")
+        width = c.width
+        eye = jnp.broadcast_to(jnp.eye(width), (c.heads, width, width))
+        config = dataclasses.replace(c, key_size=width)
+        model = CausalTransformer(config, key=jax.random.key(0))
+        layers = tuple(
+            eqx.tree_at(lambda a: (a.w_q, a.w_k, a.w_v, a.w_p), layer,
+                        (jnp.asarray(p["qk"]), eye, eye, jnp.asarray(p["ov"])))
+            for layer, p in zip(model.layers, products, strict=True))
+        kept = [name for name in ("embed", "position_embedding", "mlps", "norms", "read_out")
+                if getattr(self, name) is not None and getattr(self, name) != ()]
+        where = lambda m: (m.layers, *(getattr(m, name) for name in kept))
+        return eqx.tree_at(where, model, (layers, *(getattr(self, name) for name in kept)))
+
     def head_weights(self) -> list[dict]:
         """Each layer's w_q, w_k, w_v (H, k, D) and w_p (H, D, k); logit scale 1/√k for
         softmax layers, 1 for linear and mesa layers."""

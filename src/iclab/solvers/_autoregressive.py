@@ -108,7 +108,9 @@ def preconditioned_gd_predictions(states: Float[Array, "t n"], alphas: Float[Arr
     then one gradient step from zero with the preconditioned query:
     ŝ_{t+1} = η G_t x^K / c_t. As K → ∞ with convergent steps, x^K → c_t (H_t + λI)⁻¹ s_t
     and with η = 1 the prediction is AR ridge; with K = 1 it is one GD step with the
-    time-varying step size η α_0 / c_t.
+    time-varying step size η α_0 / c_t. On constructed tokens K steps take K linear
+    attention layers: x¹ = α₀ s_t needs none, each further step one (for H̃ x) and the
+    read-out G x one.
     """
     g, h = ar_statistics(states)
     n = states.shape[1]

@@ -6,7 +6,9 @@ import pandas as pd
 from iclab.report import figure, plot_metric_by_seed
 
 RIDGE, PROP1, GD0 = "AR ridge, tuned λ", "Prop. 1 (GD from learned Φ₀)", "1 GD step from 0"
+PROP2 = "Prop. 2 ({} steps)"
 NEXT, PRECOND = "next state s_{t+1}", "preconditioned (SSᵀ+I/λ)⁻¹s_t"
+PAST = "previous state s_{t−1}"
 
 
 def mean_loss(r, learner: str, table: str = "per_t") -> pd.Series:
@@ -15,10 +17,29 @@ def mean_loss(r, learner: str, table: str = "per_t") -> pd.Series:
     return rows[rows.learner == learner].groupby("seed").loss.mean()
 
 
-def probe_error(r, target: str) -> np.ndarray:
+def probe_error(r, target: str, table: str = "probes") -> np.ndarray:
     """1 − R² of the probes of ``target``, (layers + 1, T)."""
-    rows = r["probes"][r["probes"].target == target]
+    rows = r[table][r[table].target == target]
     return 1 - rows.pivot_table(index="layer", columns="t", values="r2").to_numpy()
+
+
+def structure_share(r, model: str) -> pd.Series:
+    """A 1-layer model's block-identity share, per seed."""
+    rows = r["structure"]
+    return rows[(rows.model == model) & (rows.layer == 1)].set_index("seed").share
+
+
+def gap_per_t(r, learner: str, reference: str, table: str = "per_t",
+              ref_table: str = "per_t") -> pd.Series:
+    """mean over t of |ln L_learner(t) / L_reference(t)|: per seed where ``learner`` has
+    seeds (paired with the reference's same seed), else one value against the
+    reference's mean over seeds."""
+    rows, ref = r[table], r[ref_table]
+    ref = ref[ref.learner == reference].pivot_table(index="t", columns="seed", values="loss")
+    own = rows[rows.learner == learner].pivot_table(index="t", columns="seed", values="loss")
+    if list(own.columns) == [-1]:
+        return pd.Series([float(np.abs(np.log(own[-1] / ref.mean(axis=1))).mean())], [-1])
+    return np.abs(np.log(own / ref[own.columns])).mean(axis=0)
 
 
 def ratio_over_depth(r) -> float:
@@ -51,6 +72,11 @@ def plot_loss_per_t(r):
         color = "C2" if name.startswith("mesa") else f"C{[0, 4, 9, 6, 5][i % 5]}"
         ax.plot(stats.index, mean, color=color, lw=2, label=f"{name} (trained)")
         ax.fill_between(stats.index, mean - std, mean + std, color=color, alpha=0.2)
+    if "compressed_per_t" in r.tables:
+        for name, rows in r["compressed_per_t"].groupby("learner"):
+            mean = rows.groupby("t").loss.mean()
+            ax.plot(mean.index, mean.values, color="C6", ls="--", lw=1.5,
+                    label=f"{name} (trained weights, compressed)")
     ax.axhline(task.first_step_loss(), color="grey", lw=0.6)
     ax.axhline(task.noise_floor(), color="grey", lw=0.6)
     ax.set_yscale("log")
@@ -114,3 +140,28 @@ def loss_table(r) -> pd.DataFrame:
     trained = set(per_t[per_t.seed >= 0].learner)
     out["learner"] = [f"{n} (trained, mean of seeds)" if n in trained else n for n in out.learner]
     return out
+
+
+def plot_plain(r):
+    per_t = r["plain_per_t"]
+    fig, (ax, bx) = figure(2, width=5.0, height=3.6)
+    for i, (name, rows) in enumerate(per_t.groupby("learner", sort=False)):
+        stats = rows.groupby("t").loss.agg(["mean", "std"]).fillna(0.0)
+        trained = bool((rows.seed >= 0).any())
+        ax.plot(stats.index, stats["mean"], color=f"C{i}", lw=2 if trained else 1.2,
+                ls="-" if trained else "--", label=name + (" (trained)" if trained else ""))
+        if trained:
+            ax.fill_between(stats.index, stats["mean"] - stats["std"],
+                            stats["mean"] + stats["std"], color=f"C{i}", alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("½ E‖ŝ_{t+1} − s_{t+1}‖²")
+    ax.legend(fontsize=7)
+    probes = r["plain_probes"]
+    for j, (target, rows) in enumerate(probes.groupby("target", sort=False)):
+        r2 = rows[rows.t > 1].groupby("layer").r2.mean()
+        bx.plot(r2.index, r2.values, marker="o", color=f"C{j}", label=target)
+    bx.set_xlabel("layer (0 = embedded tokens)")
+    bx.set_ylabel("probe R², mean over t ≥ 2")
+    bx.legend(fontsize=7)
+    return fig
