@@ -82,6 +82,7 @@ def test_smoke_run_writes_claims_probes_and_report(tmp_path):
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
 
 
+@pytest.mark.slow  # 1.5–2.5 CPU minutes of compiling; make test is near its budget
 def test_plain_tokens_on_a_partially_observed_system_run_with_their_claims(tmp_path):
     code = main(["run", "mesa", "--quick", "--out", str(tmp_path), "--seeds", "1",
                  "--set", "depths=1", "--set", "train.steps=10", "--set", "train.eval_every=10",
@@ -94,18 +95,26 @@ def test_plain_tokens_on_a_partially_observed_system_run_with_their_claims(tmp_p
                  "--set", "plain.dim=8", "--set", "plain.key_size=4", "--set", "plain.heads=2",
                  "--set", "plain.positions=4", "--set", "plain.train.steps=20",
                  "--set", "plain.train.eval_every=10", "--set", "plain.train.batch_size=16",
-                 "--set", "plain.optim.warmup_steps=5"])
+                 "--set", "plain.optim.warmup_steps=5", "--set", "plain.few_shot_pairs=3",
+                 "--set", "plain.prompt_tokens=2", "--set", "plain.prompt_steps=5",
+                 "--set", "plain.prompt_batch=8"])
     assert code in (0, 1)
     (run,) = (tmp_path / "mesa").iterdir()
     claims = {c["id"]: c for c in json.loads((run / "claims.json").read_text())}
-    plain = [k for k in claims if k.startswith("plain_")]
+    plain = list(claims)[-8:]
     assert plain == ["plain_hybrid_beats_softmax", "plain_softmax_matches_prop2",
-                     "plain_binds_tokens", "plain_probe_depth", "plain_precond_probe_depth"]
+                     "plain_binds_tokens", "plain_probe_depth", "plain_precond_probe_depth",
+                     "few_shot_learns", "eos_helps", "prefix_helps_early"]
     assert all(np.isfinite(claims[k]["measured"]) for k in plain)
     per_t = pd.read_parquet(run / "tables" / "plain_per_t.parquet")
     assert set(per_t.learner) == {"AR ridge, tuned λ", "Prop. 2 (2 steps)",
                                   "plain-softmax-2", "plain-hybrid-mesa"}  # no oracle: C* hides
-    assert (run / "report.html").read_text().count("<svg") == 4
+    few_shot = pd.read_parquet(run / "tables" / "few_shot.parquet")
+    assert set(few_shot.learner) == {"softmax TF", "softmax TF + EOS",
+                                     "softmax TF + EOS + prefix", "LSQ on the pairs",
+                                     "LSQ on D_mesa (spurious pairs)"}
+    assert sorted(set(few_shot.pair)) == [1, 2, 3]
+    assert (run / "report.html").read_text().count("<svg") == 5
 
 
 def test_gap_per_t_pairs_seeds_and_compares_a_baseline_with_the_seed_mean():

@@ -16,7 +16,10 @@ from iclab.engine._optim import wsd_schedule as wsd_schedule
 from iclab.engine._probes import ProbeConfig as ProbeConfig
 from iclab.engine._probes import probe_metrics as probe_metrics
 from iclab.engine._problems import MaskedPrompts as MaskedPrompts
+from iclab.engine._problems import SoftPrompt as SoftPrompt
 from iclab.engine._problems import dynamics_problem as dynamics_problem
+from iclab.engine._problems import few_shot_loss_per_pair as few_shot_loss_per_pair
+from iclab.engine._problems import few_shot_problem as few_shot_problem
 from iclab.engine._problems import finite_problem as finite_problem
 from iclab.engine._problems import language_problem as language_problem
 from iclab.engine._problems import next_token_loss as next_token_loss
@@ -54,6 +57,9 @@ __all__ = [  # the public API (what the docs site renders)
     "probe_metrics",
     "MaskedPrompts",
     "dynamics_problem",
+    "SoftPrompt",
+    "few_shot_loss_per_pair",
+    "few_shot_problem",
     "finite_problem",
     "language_problem",
     "next_token_loss",

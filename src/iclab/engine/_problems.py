@@ -13,12 +13,15 @@ from iclab.engine._train import Packable, Problem
 from iclab.instruments import query_loss
 from iclab.tasks import (
     DynamicsTask,
+    FewShotPairs,
+    FewShotRegressionTask,
     LinearRegressionTask,
     RegressionExample,
     TokenSequence,
     Trajectory,
     all_points,
     constructed_tokens,
+    few_shot_tokens,
     one_hot_tokens,
     to_interleaved_tokens,
     to_tokens,
@@ -71,6 +74,50 @@ def dynamics_problem(task: DynamicsTask, init_model: Callable,
             return {"test_loss": per_step.mean(), "test_loss_last": per_step[-1]}
     return Problem(init_model=init_model, sample_batch=task.sample_batch, loss=loss,
                    evaluate=evaluate)
+
+
+class SoftPrompt(eqx.Module):
+    """Tokens tuned for a frozen sequence model on few-shot regression (von Oswald et al.
+    2023, Fig. 8, SI F.1.4): an EOS token after every pair, and ``prefix_tokens`` soft
+    tokens before the sequence; each entry N(0, 1) at initialisation.
+
+    The sequence is [prefix…, x_1, y_1, EOS, x_2, …] (``few_shot_tokens``); the model's
+    output at x_i predicts y_i.
+    """
+
+    eos: Array | None
+    prefix: Array | None
+
+    def __init__(self, dim: int, eos: bool = True, prefix_tokens: int = 0, *, key):
+        k_eos, k_prefix = jax.random.split(key)
+        self.eos = jax.random.normal(k_eos, (dim,)) if eos else None
+        self.prefix = (jax.random.normal(k_prefix, (prefix_tokens, dim)) if prefix_tokens
+                       else None)
+
+
+def few_shot_loss_per_pair(model, batch: FewShotPairs, prompt: SoftPrompt | None = None
+                           ) -> Array:
+    """½ E‖ŷ_i − y_i‖² for every pair i, (N,): ``model`` (a next-token sequence model,
+    tokens (T, n) → (T, n)) read at the x_i tokens, with the tokens of ``prompt`` if any."""
+    eos, prefix = (None, None) if prompt is None else (prompt.eos, prompt.prefix)
+
+    def one(x, y):
+        tokens, at = few_shot_tokens(x, y, eos, prefix)
+        return model(tokens)[at]
+
+    preds = jax.vmap(one)(batch.x, batch.y)
+    return 0.5 * jnp.sum((preds - batch.y) ** 2, axis=-1).mean(0)
+
+
+def few_shot_problem(model, task: FewShotRegressionTask, eos: bool = True,
+                     prefix_tokens: int = 0) -> Problem:
+    """Tune a ``SoftPrompt`` for the frozen ``model`` (a constant of the loss: only the
+    prompt is trained) on the mean over pairs of ``few_shot_loss_per_pair``."""
+    loss = lambda prompt, batch: few_shot_loss_per_pair(model, batch, prompt).mean()
+    return Problem(init_model=lambda key: SoftPrompt(task.state_dim, eos, prefix_tokens,
+                                                     key=key),
+                   sample_batch=task.sample_batch, loss=loss,
+                   evaluate=lambda prompt, batch: {"test_loss": loss(prompt, batch)})
 
 
 class MaskedPrompts(eqx.Module):

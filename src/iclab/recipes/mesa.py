@@ -53,8 +53,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from iclab.config import ConfigError, check_positive, check_positive_int
-from iclab.engine import OptimConfig, TrainConfig, dynamics_problem, sequence_loss_per_step
+from iclab.config import ConfigError, check_nonnegative, check_positive, check_positive_int
+from iclab.engine import (
+    OptimConfig,
+    TrainConfig,
+    Trainer,
+    dynamics_problem,
+    few_shot_loss_per_pair,
+    few_shot_problem,
+    sequence_loss_per_step,
+)
 from iclab.framework import Claim, Figure, Job, Recipe, Section, paper
 from iclab.instruments import compressed_products, identity_block_share, probe_grid
 from iclab.models import (
@@ -64,7 +72,12 @@ from iclab.models import (
     require,
 )
 from iclab.recipes.analysis.mesa import (
+    FEW_SHOT,
+    FEW_SHOT_EOS,
+    FEW_SHOT_PREFIX,
     GD0,
+    LSQ_CLEAN,
+    LSQ_MESA,
     NEXT,
     PAST,
     PRECOND,
@@ -75,6 +88,8 @@ from iclab.recipes.analysis.mesa import (
     gap_per_t,
     loss_table,
     mean_loss,
+    pair_loss,
+    plot_few_shot,
     plot_fixed_teacher,
     plot_learning_curves,
     plot_loss_per_t,
@@ -93,11 +108,18 @@ from iclab.solvers import (
     ar_preconditioned_inputs,
     ar_ridge_predictions,
     fit_gd_step,
+    pair_ridge_predictions,
     softmax_kernel_predictions,
     tune_ar_ridge,
     tune_softmax_kernel,
 )
-from iclab.tasks import DynamicsTask, constructed_tokens, past_states
+from iclab.tasks import (
+    DynamicsTask,
+    FewShotRegressionTask,
+    constructed_tokens,
+    few_shot_tokens,
+    past_states,
+)
 
 PAPER = ("von Oswald, Schlegel, Meulemans, Kobayashi, Niklasson, Zucchet, Scherrer, Miller, "
          "Vladymyrov, Pascanu, Sacramento 2023, 'Uncovering mesa-optimization algorithms in "
@@ -223,7 +245,21 @@ def plain_claims(plain: "PlainTokenConfig") -> list[Claim]:
               "falls with depth: last layer / first layer",
               lambda r: layer_ratio(probe_error(r, PRECOND, "plain_probes")), "<", 1.0,
               paper=paper("decreasing", "Fig. 6B")),
-    ]
+    ] + ([] if not plain.few_shot_pairs else [
+        Claim("few_shot_learns", "few-shot regression read by the AR-trained softmax "
+              "Transformer: the loss falls with the number of pairs: L(last pair) / "
+              "L(first pair), per seed", lambda r: pair_loss(r, FEW_SHOT, -1)
+              / pair_loss(r, FEW_SHOT, 0), "<", 1.0,
+              paper=paper("decreases with pairs", "Fig. 8A")),
+        Claim("eos_helps", "few-shot: a tuned EOS token lowers the loss: mean over pairs, "
+              "with EOS / without, per seed", lambda r: pair_loss(r, FEW_SHOT_EOS)
+              / pair_loss(r, FEW_SHOT), "<", 1.0, paper=paper("lower", "Fig. 8A")),
+        Claim("prefix_helps_early", "few-shot: a tuned prefix prompt lowers it further for "
+              "early pairs: mean over the first half of the pairs, EOS + prefix / EOS, per "
+              "seed", lambda r: pair_loss(r, FEW_SHOT_PREFIX, "early")
+              / pair_loss(r, FEW_SHOT_EOS, "early"), "<", 1.0,
+              paper=paper("lower for early pairs", "Fig. 8A")),
+    ])
 
 
 FIGURES = [
@@ -238,6 +274,10 @@ FIGURES = [
            "softmax Transformer and the hybrid-mesa model (mean ± std over seeds) against AR "
            "ridge and Proposition 2; right: probe R² of the softmax Transformer (seed 0).",
            plot_plain, when=lambda r: "plain_per_t" in r.tables),
+    Figure("few_shot", "Few-shot regression read by the AR-trained softmax Transformer "
+           "(mean over seeds): plain tokens, a tuned EOS token, EOS + a tuned prefix, and "
+           "least squares on the clean pairs and on D_mesa (spurious pairs included).",
+           plot_few_shot, when=lambda r: "few_shot" in r.tables),
     Figure("fixed_teacher", "Fixed-teacher control (one W* for all sequences): the 1-layer LSA "
            "no longer tracks one GD step.", plot_fixed_teacher,
            when=lambda r: "fixed_teacher" in r.tables),
@@ -338,6 +378,14 @@ class PlainTokenConfig:
         optim, train: the paper's AdamW (wd 0.05, clip 1) with 1000 warm-up steps to
             7e-4, then cosine decay (here to 0 over the run; the paper decays to 1e-5
             over 30k steps and stops at about 10k).
+        few_shot_pairs: N of the few-shot regression read by the trained softmax
+            Transformer (Fig. 8A; 0 = off): W* orthogonal, x_i ~ N(0, I), y_i = W* x_i, as
+            [x_1, y_1, …]; with an EOS token after each pair and with EOS + ``prompt_tokens``
+            soft prefix tokens, each tuned on the frozen model. 3N + prompt_tokens should
+            stay within the training length T (50 = 3·10 + 20).
+        prompt_tokens: soft prefix tokens (paper: 20).
+        prompt_steps, prompt_batch: Adam steps and batch of the tuning (paper: 5000, 256).
+        prompt_lr: its learning rate, cosine-decayed to 0 (not given in the paper).
     """
 
     enabled: bool = False
@@ -353,8 +401,18 @@ class PlainTokenConfig:
         schedule="warmup_cosine", warmup_steps=1000))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=10_000, batch_size=256, eval_every=500, seeds=3))
+    few_shot_pairs: int = 10
+    prompt_tokens: int = 20
+    prompt_steps: int = 5000
+    prompt_batch: int = 256
+    prompt_lr: float = 1e-2
 
     def __post_init__(self):
+        check_nonnegative("plain.few_shot_pairs", self.few_shot_pairs)
+        check_nonnegative("plain.prompt_tokens", self.prompt_tokens)
+        check_positive_int("plain.prompt_steps", self.prompt_steps)
+        check_positive_int("plain.prompt_batch", self.prompt_batch)
+        check_positive("plain.prompt_lr", self.prompt_lr)
         for key in ("softmax_layers", "heads", "key_size", "dim"):
             check_positive_int(f"plain.{key}", getattr(self, key))
         if self.softmax_layers < 2:
@@ -593,8 +651,38 @@ def measure_plain(config: MesaConfig, trained) -> dict[str, pd.DataFrame]:
         job = trained[name]
         for seed, m in zip(job.seeds, job.models, strict=True):
             rows += curve_rows(name, seed, per_step_loss(m, batch, identity))
-    return {"plain_per_t": pd.DataFrame(rows),
-            "plain_probes": probes(config, trained[names[0]], plain.task, past=True)}
+    tables = {"plain_per_t": pd.DataFrame(rows),
+              "plain_probes": probes(config, trained[names[0]], plain.task, past=True)}
+    if plain.few_shot_pairs:
+        tables["few_shot"] = few_shot(config, trained[names[0]])
+    return tables
+
+
+def few_shot(config: MesaConfig, job) -> pd.DataFrame:
+    """Per-pair loss of few-shot regression read by each seed's softmax Transformer:
+    plain tokens, with a tuned EOS token, with EOS + tuned prefix; and least squares on
+    the clean pairs and on D_mesa (the spurious pairs (y_j, x_{j+1}) included)."""
+    plain = config.plain
+    task = FewShotRegressionTask(state_dim=plain.task.state_dim, pairs=plain.few_shot_pairs)
+    batch = task.sample_batch(jax.random.key(config.eval.seed + 2), config.eval.sequences)
+    curve = lambda name, seed, losses: [{"learner": name, "seed": seed, "pair": i + 1,
+                                         "loss": float(v)} for i, v in enumerate(losses)]
+    lsq = lambda predict: 0.5 * jnp.sum((jax.vmap(predict)(batch.x, batch.y) - batch.y) ** 2,
+                                        -1).mean(0)
+    rows = curve(LSQ_CLEAN, -1, lsq(lambda x, y: pair_ridge_predictions(x, y, 1e-4)))
+    rows += curve(LSQ_MESA, -1, lsq(lambda x, y: (lambda tokens, at: ar_ridge_predictions(
+        tokens, 1e-4)[at])(*few_shot_tokens(x, y))))
+    tune = OptimConfig(name="adam", lr=plain.prompt_lr, b2=0.999, schedule="cosine")
+    steps = TrainConfig(steps=plain.prompt_steps, batch_size=plain.prompt_batch,
+                        eval_every=plain.prompt_steps, seeds=1)
+    for seed, model in zip(job.seeds, job.models, strict=True):
+        rows += curve(FEW_SHOT, seed, few_shot_loss_per_pair(model, batch))
+        for name, prefix in ((FEW_SHOT_EOS, 0), (FEW_SHOT_PREFIX, plain.prompt_tokens)):
+            trainer = Trainer(few_shot_problem(model, task, eos=True, prefix_tokens=prefix),
+                              tune, dataclasses.replace(steps, seed=seed))
+            prompt = trainer.models(trainer.fit(batch))[0]
+            rows += curve(name, seed, few_shot_loss_per_pair(model, batch, prompt))
+    return pd.DataFrame(rows)
 
 
 def structure(config: MesaConfig, trained) -> pd.DataFrame:

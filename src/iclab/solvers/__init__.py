@@ -12,6 +12,7 @@ from iclab.solvers._autoregressive import ar_preconditioned_inputs as ar_precond
 from iclab.solvers._autoregressive import ar_ridge_predictions as ar_ridge_predictions
 from iclab.solvers._autoregressive import ar_statistics as ar_statistics
 from iclab.solvers._autoregressive import fit_gd_step as fit_gd_step
+from iclab.solvers._autoregressive import pair_ridge_predictions as pair_ridge_predictions
 from iclab.solvers._autoregressive import (
     preconditioned_gd_predictions as preconditioned_gd_predictions,
 )
@@ -91,6 +92,7 @@ __all__ = [  # the public API (what the docs site renders)
     "ar_ridge_predictions",
     "ar_statistics",
     "fit_gd_step",
+    "pair_ridge_predictions",
     "preconditioned_gd_predictions",
     "softmax_kernel_predictions",
     "tune_ar_ridge",

@@ -47,6 +47,20 @@ def ar_gd_predictions(states: Float[Array, "t n"], phi0: Float[Array, "n n"],
     return states @ phi0.T + eta * jnp.einsum("tij,tj->ti", g - phi0 @ h, states)
 
 
+def pair_ridge_predictions(x: Float[Array, "p n"], y: Float[Array, "p m"], lam: float | Array
+                           ) -> Float[Array, "p m"]:
+    """ŷ_i = G_i (H_i + λ I)⁻¹ x_i with G_i = Σ_{j<i} y_j x_jᵀ, H_i = Σ_{j<i} x_j x_jᵀ: ridge
+    on the clean pairs before i (the few-shot "LSQ" of von Oswald et al. 2023, Fig. 8;
+    ŷ_1 = 0). AR ridge on the interleaved tokens [x_1, y_1, x_2, …], read at x_i, is
+    instead ridge on D_mesa = {(x_j, y_j)} ∪ {(y_j, x_{j+1})}, the spurious pairs included."""
+    zero = lambda a, b: jnp.zeros((1, a.shape[1], b.shape[1]), x.dtype)
+    g = jnp.concatenate([zero(y, x), jnp.cumsum(jnp.einsum("pi,pj->pij", y, x), 0)[:-1]])
+    h = jnp.concatenate([zero(x, x), jnp.cumsum(jnp.einsum("pi,pj->pij", x, x), 0)[:-1]])
+    eye = jnp.eye(x.shape[1], dtype=x.dtype)
+    return jnp.einsum("pij,pj->pi", g, jax.vmap(lambda a, b: jnp.linalg.solve(a + lam * eye, b))(
+        h, x))
+
+
 def fit_gd_step(inputs: Float[Array, "b t n"], iterations: int = 20
                 ) -> tuple[Float[Array, "n n"], Float[Array, ""]]:
     """Proposition 1's (Φ₀, η) minimising Σ_{b,t} ‖s_{t+1} − Φ₀ s_t − η (G_t − Φ₀ H_t) s_t‖² on a

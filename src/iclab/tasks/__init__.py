@@ -2,8 +2,11 @@
 batches by ``vmap`` (the protocol: ``iclab.tasks.Task``)."""
 
 from iclab.tasks._dynamics import DynamicsTask as DynamicsTask
+from iclab.tasks._dynamics import FewShotPairs as FewShotPairs
+from iclab.tasks._dynamics import FewShotRegressionTask as FewShotRegressionTask
 from iclab.tasks._dynamics import Trajectory as Trajectory
 from iclab.tasks._dynamics import constructed_tokens as constructed_tokens
+from iclab.tasks._dynamics import few_shot_tokens as few_shot_tokens
 from iclab.tasks._dynamics import past_states as past_states
 from iclab.tasks._function_classes import OOD_STRATEGIES as OOD_STRATEGIES
 from iclab.tasks._function_classes import CurriculumConfig as CurriculumConfig
@@ -54,8 +57,11 @@ from iclab.tasks._sine import SineRegressionTask as SineRegressionTask
 
 __all__ = [  # the public API (what the docs site renders)
     "DynamicsTask",
+    "FewShotPairs",
+    "FewShotRegressionTask",
     "Trajectory",
     "constructed_tokens",
+    "few_shot_tokens",
     "past_states",
     "OOD_STRATEGIES",
     "CurriculumConfig",

@@ -196,3 +196,54 @@ def past_states(states: Float[Array, "t n"], lag: int) -> Float[Array, "t n"]:
     """s_{t−lag} at every position t (zeros before the start): a token-binding target."""
     t, n = states.shape
     return jnp.concatenate([jnp.zeros((lag, n), states.dtype), states[: t - lag]])[:t]
+
+
+class FewShotPairs(eqx.Module):
+    """One few-shot regression problem: pairs (x_i, y_i = W* x_i + ε_i), i = 1..N."""
+
+    x: Float[Array, "p n"]
+    y: Float[Array, "p n"]
+    w: Float[Array, "n n"]
+
+
+@dataclass(frozen=True)
+class FewShotRegressionTask(VmappedTask):
+    """Few-shot linear regression read by a model trained on sequences (von Oswald et al.
+    2023, Fig. 8 and SI F.1.4): W* random orthogonal, x_i ~ N(0, I), y_i = W* x_i + ε_i,
+    shown as the token sequence [x_1, y_1, x_2, y_2, …] (``few_shot_tokens``).
+
+    Args:
+        state_dim: n, the width of x and y (the sequence model's token width).
+        pairs: N.
+        noise_std: σ of ε (paper: 0).
+    """
+
+    state_dim: int = 10
+    pairs: int = 10
+    noise_std: float = 0.0
+
+    def __post_init__(self):
+        check_positive_int("few_shot.state_dim", self.state_dim)
+        check_positive_int("few_shot.pairs", self.pairs)
+        check_nonnegative("few_shot.noise_std", self.noise_std)
+
+    def sample(self, key: PRNGKeyArray) -> FewShotPairs:
+        k_w, k_x, k_e = jax.random.split(key, 3)
+        n = self.state_dim
+        w = jax.random.orthogonal(k_w, n)
+        x = jax.random.normal(k_x, (self.pairs, n))
+        y = x @ w.T + self.noise_std * jax.random.normal(k_e, (self.pairs, n))
+        return FewShotPairs(x, y, w)
+
+
+def few_shot_tokens(x: Float[Array, "p n"], y: Float[Array, "p n"],
+                    eos: Float[Array, " n"] | None = None,
+                    prefix: Float[Array, "q n"] | None = None) -> tuple[Array, Array]:
+    """The sequence [prefix…, x_1, y_1, (EOS), x_2, y_2, (EOS), …] and the positions of the
+    x_i tokens, where a next-token model's output predicts y_i from the pairs before."""
+    parts = [x, y] if eos is None else [x, y, jnp.broadcast_to(eos, x.shape)]
+    tokens = jnp.stack(parts, axis=1).reshape(-1, x.shape[1])
+    start = 0 if prefix is None else prefix.shape[0]
+    if prefix is not None:
+        tokens = jnp.concatenate([prefix, tokens])
+    return tokens, start + len(parts) * jnp.arange(x.shape[0])

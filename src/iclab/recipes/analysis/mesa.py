@@ -9,6 +9,9 @@ RIDGE, PROP1, GD0 = "AR ridge, tuned λ", "Prop. 1 (GD from learned Φ₀)", "1 
 PROP2 = "Prop. 2 ({} steps)"
 NEXT, PRECOND = "next state s_{t+1}", "preconditioned (SSᵀ+I/λ)⁻¹s_t"
 PAST = "previous state s_{t−1}"
+FEW_SHOT, FEW_SHOT_EOS = "softmax TF", "softmax TF + EOS"
+FEW_SHOT_PREFIX = "softmax TF + EOS + prefix"
+LSQ_CLEAN, LSQ_MESA = "LSQ on the pairs", "LSQ on D_mesa (spurious pairs)"
 
 
 def mean_loss(r, learner: str, table: str = "per_t") -> pd.Series:
@@ -21,6 +24,19 @@ def probe_error(r, target: str, table: str = "probes") -> np.ndarray:
     """1 − R² of the probes of ``target``, (layers + 1, T)."""
     rows = r[table][r[table].target == target]
     return 1 - rows.pivot_table(index="layer", columns="t", values="r2").to_numpy()
+
+
+def pair_loss(r, learner: str, which=None) -> pd.Series:
+    """Few-shot loss per seed: at one pair (an index into the pairs), over the first half
+    of the pairs ("early") or the mean over all (None)."""
+    rows = r["few_shot"]
+    curves = rows[rows.learner == learner].pivot_table(index="pair", columns="seed",
+                                                        values="loss")
+    if which is None:
+        return curves.mean(axis=0)
+    if which == "early":
+        return curves.iloc[: max(1, len(curves) // 2)].mean(axis=0)
+    return curves.iloc[which]
 
 
 def structure_share(r, model: str) -> pd.Series:
@@ -164,4 +180,18 @@ def plot_plain(r):
     bx.set_xlabel("layer (0 = embedded tokens)")
     bx.set_ylabel("probe R², mean over t ≥ 2")
     bx.legend(fontsize=7)
+    return fig
+
+
+def plot_few_shot(r):
+    rows = r["few_shot"]
+    fig, (ax,) = figure(1, width=5.5)
+    for i, (name, group) in enumerate(rows.groupby("learner", sort=False)):
+        mean = group.groupby("pair").loss.mean()
+        ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i}",
+                ls="--" if name.startswith("LSQ") else "-", label=name)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("pair i (prediction of y_i from the pairs before)")
+    ax.set_ylabel("½ E‖ŷ_i − y_i‖²")
+    ax.legend(fontsize=7)
     return fig
