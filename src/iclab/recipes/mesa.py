@@ -32,6 +32,17 @@ CompressedAlg; probe error falls with depth and with t; on the fixed-teacher con
 1-layer LSA beats one GD step (no in-context optimization is needed there) and its
 weights lose the block-identity structure (the paper's SI E.2: "unstructured").
 
+Plain tokens (``plain``, a stated mode: ``--set plain.enabled=true``; the paper's Fig. 7,
+2A, 6 and 8A): a 7-layer softmax Transformer and the 2-layer hybrid softmax + mesa model
+read s_t through a linear embedding, on ``plain.task`` — which, unlike the constructed-token
+task, may be partially observed (``plain.task.hidden_dim``) or nonlinear. Claims: hybrid ≤
+softmax; the softmax model's per-t curve matched by Proposition 2 with as many layers; its
+first layer binds the previous token (probe R² of s_{t−1}); probe errors fall with depth.
+Then the frozen softmax Transformer reads few-shot regression [x_1, y_1, …] (y = W* x):
+the loss falls with the pairs, a tuned EOS token lowers it, a tuned prefix lowers it
+further for early pairs; least squares on the clean pairs and on D_mesa (the spurious
+pairs (y_j, x_{j+1}) of the token stream included) are its controls.
+
 Deviations, stated: the full mode uses the paper's optimiser (AdamW, lr 1e-4, weight
 decay 0.1, gradient clip 1, batch 256, 10k steps, init N(0, 0.0002²), activation clip
 4); the quick mode raises the learning rate to 1e-3 and uses batch 128, 1500 steps and
@@ -528,35 +539,36 @@ def experiment(config: MesaConfig) -> list[Job]:
         fixed_batch = fixed_task.sample_batch(jax.random.key(config.eval.seed),
                                               config.eval.sequences)
         jobs.append(job("LSA-1-fixed-teacher", "linear", 1, masked, fixed_task, fixed_batch))
-    deepest, b = max(config.depths), config.baselines
+    deepest = max(config.depths)
     if deepest > 1:
-        jobs.append(Job("prop2", dynamics_problem(task, lambda key: ARPreconditionedGD(
-            deepest), tokens=identity), OptimConfig(name="adam", lr=b.lr, b2=0.999,
-                                                        schedule="cosine"),
-            TrainConfig(steps=b.steps, batch_size=b.batch_size, eval_every=b.steps, seeds=1,
-                        seed=config.train.seed), eval_data=eval_batch,
-            label=f"Prop. 2 ({deepest} steps), fitted by Adam", info={"tokens": identity}))
+        jobs.append(prop2_job(config, "prop2", task, deepest, eval_batch))
     if config.plain.enabled:
         jobs += plain_jobs(config)
     return jobs
 
 
+def prop2_job(config: MesaConfig, name: str, task: DynamicsTask, steps: int, batch,
+              where: str = "") -> Job:
+    """Proposition 2 with ``steps`` steps on ``task``, its parameters fitted by Adam."""
+    b = config.baselines
+    return Job(name, dynamics_problem(task, lambda key: ARPreconditionedGD(steps),
+                                      tokens=identity),
+               OptimConfig(name="adam", lr=b.lr, b2=0.999, schedule="cosine"),
+               TrainConfig(steps=b.steps, batch_size=b.batch_size, eval_every=b.steps, seeds=1,
+                           seed=config.train.seed), eval_data=batch,
+               label=f"Prop. 2 ({steps} steps){where}, fitted by Adam", info={"tokens": identity})
+
+
 def plain_jobs(config: MesaConfig) -> list[Job]:
     """The plain-token models on ``plain.task`` and their Proposition-2 baseline."""
-    plain, b = config.plain, config.baselines
+    plain = config.plain
     batch = plain.task.sample_batch(jax.random.key(config.eval.seed + 1), config.eval.sequences)
     jobs = [Job(name, dynamics_problem(plain.task, transformer(plain.model_config(layers)),
                                        tokens=identity), plain.optim, plain.train,
                 eval_data=batch, info={"tokens": identity})
             for name, layers in plain.models().items()]
-    steps = plain.softmax_layers
-    jobs.append(Job("plain-prop2", dynamics_problem(plain.task, lambda key: ARPreconditionedGD(
-        steps), tokens=identity), OptimConfig(name="adam", lr=b.lr, b2=0.999,
-                                              schedule="cosine"),
-        TrainConfig(steps=b.steps, batch_size=b.batch_size, eval_every=b.steps, seeds=1,
-                    seed=config.train.seed), eval_data=batch,
-        label=f"Prop. 2 ({steps} steps) on plain.task, fitted by Adam",
-        info={"tokens": identity}))
+    jobs.append(prop2_job(config, "plain-prop2", plain.task, plain.softmax_layers, batch,
+                          " on plain.task"))
     return jobs
 
 
