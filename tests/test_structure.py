@@ -72,7 +72,7 @@ def test_identity_blocks_is_an_orthogonal_projection():
 
 
 def test_products_are_realised_exactly_and_compression_is_fully_structured():
-    m = model(mlp=True, layer_norm=True, clip=2.0, dim=12, readout="linear")
+    m = model(mlp=True, layer_norm=True, clip=2.0, dim=12, readout="linear", max_len=9)
     tokens = jax.random.normal(jax.random.key(2), (7, 12))
     same = m.with_head_products(head_products(m))
     assert same.config.key_size == 12

@@ -492,8 +492,9 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
             eqx.tree_at(lambda a: (a.w_q, a.w_k, a.w_v, a.w_p), layer,
                         (jnp.asarray(p["qk"]), eye, eye, jnp.asarray(p["ov"])))
             for layer, p in zip(model.layers, products, strict=True))
+        absent = lambda v: v is None or (isinstance(v, tuple) and not v)  # no leaves to move
         kept = [name for name in ("embed", "position_embedding", "mlps", "norms", "read_out")
-                if getattr(self, name) is not None and getattr(self, name) != ()]
+                if not absent(getattr(self, name))]
         where = lambda m: (m.layers, *(getattr(m, name) for name in kept))
         return eqx.tree_at(where, model, (layers, *(getattr(self, name) for name in kept)))
 
