@@ -12,6 +12,7 @@ from iclab.instruments import (
     induction_mask,
     pattern_score,
     previous_token_mask,
+    repeat_icl_score,
     uniform_score,
 )
 from iclab.tasks import BurstyClassificationTask, ItemLabelTask, RepeatedTokensTask
@@ -24,6 +25,37 @@ def test_repeated_tokens_layout(key):
     assert tokens.shape == (16,) and tokens[0] == 10 and task.vocab_size == 11
     np.testing.assert_array_equal(tokens[1:6], tokens[6:11])
     np.testing.assert_array_equal(tokens[1:6], tokens[11:16])
+
+
+def test_repeated_tokens_with_a_varying_period(key):
+    task = RepeatedTokensTask(vocab=12, length=9, repeats=2, min_length=3)
+    keys = jax.random.split(key, 3000)
+    tokens = np.asarray(jax.vmap(lambda k: task.sample(k).tokens)(keys))
+    periods = np.asarray(jax.vmap(task.period)(keys))
+    assert tokens.shape == (3000, 19) and np.all(tokens[:, 0] == 12)
+    assert np.all(tokens[:, 1:] < 12)
+    for seq, p in zip(tokens[:, 1:], periods, strict=True):  # x_{t+P} = x_t throughout
+        np.testing.assert_array_equal(seq[p:], seq[:-p])
+    counts = np.bincount(periods, minlength=10)[3:]  # P uniform on {3 … 9}: 7 values
+    assert counts.sum() == 3000 and np.all(np.abs(counts - 3000 / 7) < 5 * np.sqrt(3000 / 7))
+    # the block itself is uniform: its first token's frequencies
+    first = np.bincount(tokens[:, 1], minlength=12)
+    assert np.all(np.abs(first - 250) < 5 * np.sqrt(250))
+    fixed = RepeatedTokensTask(vocab=12, length=9, repeats=2)  # unchanged without min_length
+    block = np.asarray(jax.random.randint(key, (9,), 0, 12))
+    np.testing.assert_array_equal(fixed.sample(key).tokens, np.r_[12, block, block])
+    with pytest.raises(ConfigError, match="task.min_length"):
+        RepeatedTokensTask(length=5, min_length=6)
+
+
+def test_repeat_icl_score_against_numpy(key):
+    length = 7
+    losses = np.asarray(jax.random.uniform(key, (2 * length,)))
+    expected = np.mean([losses[length + i] - losses[i] for i in range(1, length)])
+    np.testing.assert_allclose(float(repeat_icl_score(jnp.asarray(losses), length)), expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(icl_score(jnp.asarray(losses), 2, 9)),
+                               losses[9] - losses[2], rtol=1e-6)
 
 
 def test_item_label_task_targets_the_query_label(key):

@@ -23,6 +23,7 @@ from iclab.engine._problems import few_shot_problem as few_shot_problem
 from iclab.engine._problems import finite_problem as finite_problem
 from iclab.engine._problems import language_problem as language_problem
 from iclab.engine._problems import next_token_loss as next_token_loss
+from iclab.engine._problems import next_token_losses as next_token_losses
 from iclab.engine._problems import parametrised as parametrised
 from iclab.engine._problems import prompt_loss as prompt_loss
 from iclab.engine._problems import prompt_predictions as prompt_predictions
@@ -63,6 +64,7 @@ __all__ = [  # the public API (what the docs site renders)
     "finite_problem",
     "language_problem",
     "next_token_loss",
+    "next_token_losses",
     "parametrised",
     "prompt_loss",
     "prompt_predictions",

@@ -229,12 +229,17 @@ def finite_problem(train: Any, init_model: Callable, loss: Callable, metrics: Ca
                    sample_scheduled=finite_sampler(train, batch_size, mode, seed))
 
 
-def next_token_loss(model, tokens: Array, vocab: int) -> Array:
-    """Mean next-token cross-entropy of a causal sequence model over every position of
-    ``tokens`` (B, T + 1): the model reads one-hot ``tokens[:, :-1]`` and predicts
-    ``tokens[:, 1:]``."""
+def next_token_losses(model, tokens: Array, vocab: int) -> Array:
+    """Next-token cross-entropy (B, T) of a causal sequence model at every position of
+    ``tokens`` (B, T + 1): the model reads one-hot ``tokens[:, :-1]`` (``vocab`` wide)
+    and predicts ``tokens[:, 1:]``; entry t is −ln p(tokens[t + 1] | tokens[: t + 1])."""
     logits = jax.vmap(lambda t: model(one_hot_tokens(t[:-1], vocab)))(tokens)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
+
+
+def next_token_loss(model, tokens: Array, vocab: int) -> Array:
+    """Mean of ``next_token_losses`` over sequences and positions."""
+    return next_token_losses(model, tokens, vocab).mean()
 
 
 def language_problem(task, init_model: Callable, floor: float | None = None) -> Problem:

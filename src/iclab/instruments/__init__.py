@@ -8,6 +8,7 @@ from iclab.instruments._attention import item_label_scores as item_label_scores
 from iclab.instruments._attention import pattern_score as pattern_score
 from iclab.instruments._attention import previous_token_mask as previous_token_mask
 from iclab.instruments._attention import query_row_scores as query_row_scores
+from iclab.instruments._attention import repeat_icl_score as repeat_icl_score
 from iclab.instruments._attention import uniform_score as uniform_score
 from iclab.instruments._behaviour import implicit_linear_weights as implicit_linear_weights
 from iclab.instruments._behaviour import implicit_weight_difference as implicit_weight_difference
@@ -86,6 +87,7 @@ __all__ = [  # the public API (what the docs site renders)
     "duplicate_token_mask",
     "head_scores",
     "icl_score",
+    "repeat_icl_score",
     "induction_mask",
     "item_label_scores",
     "pattern_score",

@@ -73,6 +73,26 @@ def icl_score(loss_per_position: Float[Array, " t"], early: int, late: int) -> F
     return loss_per_position[late] - loss_per_position[early]
 
 
+def repeat_icl_score(loss_per_position: Float[Array, " t"], length: int) -> Float[Array, ""]:
+    """The ICL score on repeated random tokens [BOS, r_1 … r_L, r_1 … r_L] (Olsson et al.
+    2022; ``RepeatedTokensTask`` with two repeats), from the next-token losses ℓ_t
+    (entry t predicts token t + 1): the mean over the block's offsets i = 1 … L − 1 of
+
+        ℓ_{L+i} − ℓ_i = icl_score(ℓ, early=i, late=L + i),
+
+    the loss on r_{i+1} in the second copy minus in the first. Offset 0 is left out: r_1
+    follows r_L in the second copy, which no earlier token predicts. A model that copies
+    perfectly scores −ℓ̄ (first copy); one that ignores the context scores 0.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(repeat_icl_score(jnp.array([4., 4., 4., 4., 0., 0.]), 3))
+        -4.0
+    """
+    early = jnp.arange(1, length)
+    return jnp.mean(icl_score(loss_per_position, early, early + length))
+
+
 def query_row_scores(patterns: Float[Array, "l h t t"], tokens: Int[Array, " t"]
                      ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     """The induction score of the last layer at the query row (the last position) and the

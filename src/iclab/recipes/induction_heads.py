@@ -35,6 +35,18 @@ the same way) is trained at ``control_n``; both are compared with the best accur
 without an induction circuit, predicting the most frequent context label (E[max count]/N,
 ``solvers.context_mode_accuracy``, exact).
 
+Part 4 — Olsson et al.'s in-context-learning score on a language. Attention-only
+transformers of 2 layers and, as the control, 1 layer (``language.heads`` heads each,
+learned positions) are trained on next-token prediction over a corpus in which copying
+pays: uniform random blocks of 8–32 tokens tiled to 64 (``RepeatedTokensTask`` with
+``min_length``; the period varies, so only an induction circuit predicts the repeats).
+Measured every ``language.train.eval_every`` steps on Olsson et al.'s repeated random
+tokens [BOS, r_1 … r_L, r_1 … r_L] (L = ``language.probe_length``): the ICL score (the
+loss on the second copy minus the first at the same offset, ``repeat_icl_score``) and
+the prefix-matching score of the last layer's best head (``head_scores``, "induction");
+at the end, the per-position losses of the 2-layer model whole and with every head of
+layer 2 or of layer 1 zero-ablated.
+
 Checks (hold by the symmetry of the population): the disentangled model stays in the
 subspace (residual ≤ 1e-6) and its 19 coordinates follow the reduced dynamics. Claims: an
 induction head forms in the standard model (final induction score ≥ 0.5 for every N); its
@@ -42,12 +54,17 @@ loss drop coincides with the score's rise; the emergence time grows quadraticall
 (log-log slope in [1.6, 2.4] over the largest ``slope_points`` values of N — the law is
 asymptotic; the fit over all N is reported); γ₃ rises before β₂, and β₂ before α₃;
 ablating layer 2 leaves no accuracy above the no-circuit optimum (≤ 0.05 above it), nor
-does the one-layer control reach more. The
+does the one-layer control reach more; on the language, the 2-layer model's ICL score
+is ≤ −½ ln V (the repeat costs less than half the loss of a guess), its prefix-matching
+score ≥ 0.5, both cross those levels at the same time (relative gap ≤ 0.2), ablating
+layer 2 raises the second copy's loss by ≥ ½ ln V, and the 1-layer control's ICL score
+is at most a third of the 2-layer model's. The
 standard model's emergence slope (Adam, cross-entropy: outside the theorem's assumptions)
 is reported, not claimed.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import equinox as eqx
@@ -56,14 +73,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
+from jaxtyping import Array
 
 from iclab.config import ConfigError, check_positive, check_positive_int
-from iclab.engine import OptimConfig, Problem, TrainConfig
+from iclab.engine import OptimConfig, Problem, TrainConfig, next_token_losses
 from iclab.framework import Claim, Figure, Job, Recipe, Section, matrix_table, paper
 from iclab.instruments import (
     first_crossing,
+    head_scores,
     induction_progress,
     query_row_scores,
+    repeat_icl_score,
 )
 from iclab.models import (
     CausalTransformer,
@@ -78,12 +98,17 @@ from iclab.recipes.analysis.induction_heads import (
     disentangled_text,
     drop_gap,
     excess_accuracy,
+    language_gap,
+    language_rows_of,
+    language_text,
     order_margin,
     per_n_table,
     plot_attention,
     plot_disentangled_dynamics,
     plot_disentangled_emergence,
     plot_emergence_time,
+    plot_language,
+    plot_language_losses,
     plot_phase_change,
     plot_progress,
     plot_subspace,
@@ -92,7 +117,7 @@ from iclab.recipes.analysis.induction_heads import (
     subspace_text,
 )
 from iclab.solvers import context_mode_accuracy
-from iclab.tasks import ItemLabelTask, OrthonormalPairsTask, one_hot_tokens
+from iclab.tasks import ItemLabelTask, OrthonormalPairsTask, RepeatedTokensTask, one_hot_tokens
 
 PAPER = ("Olsson et al. 2022, 'In-context Learning and Induction Heads'; Musat, Pimentel, Noci, "
          "Stolfo, Sachan, Hofmann 2025, 'On the Emergence of Induction Heads for In-Context "
@@ -133,6 +158,39 @@ def claims(config) -> list[Claim]:
         Claim("emergence_order", "γ₃ rises before β₂ and β₂ before α₃ (rise level "
               f"{dis.rise_level:g}), for every N: min gap / t_ICL (negative: wrong order)",
               order_margin, ">", 0.0, paper=paper("γ₃ → β₂ → α₃", "Musat et al. 2025")),
+        *(language_claims(config.language) if config.language.enabled else []),
+    ]
+
+
+def language_claims(lang) -> list[Claim]:
+    half = 0.5 * math.log(lang.corpus.vocab)
+    probe = f"repeated random tokens (L = {lang.probe_length}, V = {lang.corpus.vocab})"
+    return [
+        Claim("lm_icl_score", f"language: the 2-layer model's ICL score on {probe}, the loss "
+              "on the second copy minus on the first (nats), is at most −½ ln V",
+              lambda r: language_rows_of(r, "2-layer").icl_score.to_numpy(), "<=", -half,
+              paper=paper("ICL score: loss of the 500th token minus the 50th, falls at the "
+                          "phase change", "Olsson et al. 2022, Argument 1")),
+        Claim("lm_prefix_matching", "… its last layer's best head has a prefix-matching "
+              "(induction) score of at least 0.5 on them",
+              lambda r: language_rows_of(r, "2-layer").prefix_matching.to_numpy(), ">=",
+              0.5, paper=paper("induction heads: prefix matching and copying",
+                               "Olsson et al. 2022")),
+        Claim("lm_phase_change", "… and both cross those levels together: mean over seeds "
+              "of |t_prefix − t_icl| / t_icl", language_gap, "<=", 0.2,
+              paper=paper("induction heads form at the same time as the ICL score jumps",
+                          "Olsson et al. 2022, Argument 1")),
+        Claim("lm_ablation", "zero-ablating layer 2's heads raises the 2-layer model's loss "
+              "on the second copy by at least ½ ln V (min over seeds, nats)",
+              lambda r: language_rows_of(r, "2-layer").ablation_rise.to_numpy(), ">=", half,
+              reduce="min", paper=paper("ablating induction heads removes in-context "
+                                        "learning", "Olsson et al. 2022, Argument 3")),
+        Claim("lm_one_layer", "a 1-layer control trained the same way: its ICL score over "
+              "the 2-layer model's (means over seeds) is at most 1/3",
+              lambda r: (language_rows_of(r, "1-layer").icl_score.mean()
+                         / language_rows_of(r, "2-layer").icl_score.mean()), "<=", 1 / 3,
+              paper=paper("1-layer attention-only models: no phase change, little ICL",
+                          "Olsson et al. 2022, Argument 1")),
     ]
 
 
@@ -171,6 +229,16 @@ FIGURES = [
            "initialisation, exact population loss).", plot_disentangled_emergence),
     Figure("subspace_residual", "Relative weight residual outside the 19-dimensional subspace "
            "during full-model training in float64 (grey: the 1e-6 criterion).", plot_subspace),
+    Figure("language_phase_change", "Language: the ICL score on repeated random tokens "
+           "(loss on the second copy minus the first) and the last layer's best "
+           "prefix-matching score over training, for 2 layers and the 1-layer control "
+           "(thin: seeds, thick: mean; grey: the claims' levels).", plot_language,
+           when=lambda r: r.config.language.enabled),
+    Figure("language_per_position", "Language: next-token loss at each position of the "
+           "repeated random tokens (mean over sequences and seeds), for the 2-layer model, "
+           "the same with layer 2's or layer 1's heads zero-ablated, and the 1-layer control "
+           "(grey: ln V, a guess; dotted: the second copy's start).", plot_language_losses,
+           when=lambda r: r.config.language.enabled),
     Figure("progress_measures", "Progress measures α̃₃, β̃₂, γ̃₃ of the standard transformer "
            "(seed 0, each divided by its largest magnitude) with the query accuracy.",
            plot_progress),
@@ -190,6 +258,8 @@ SECTIONS = [
             table="ablation"),
     Section("One-layer control", "The first layer alone, trained with the same optimiser "
             "for train.steps steps (no early stopping), final evaluation.", table="control"),
+    Section("Language: the ICL score (Olsson et al.)", language_text, table="language",
+            when=lambda r: r.config.language.enabled),
 ]
 
 
@@ -249,6 +319,48 @@ class DisentangledConfig:
 
 
 @dataclass(frozen=True)
+class LanguageConfig:
+    """Part 4: next-token language models on a corpus where copying pays, probed with
+    Olsson et al.'s repeated random tokens.
+
+    Args:
+        enabled: train this part.
+        corpus: the training corpus (a ``RepeatedTokensTask`` whose block length varies
+            from ``min_length`` to ``length``, tiled to ``length`` × ``repeats`` tokens).
+        probe_length: L of the probe [BOS, r_1 … r_L, r_1 … r_L] (2 L ≤ the corpus's
+            tokens, which the learned positions cover).
+        heads: attention heads per layer (the rest of the model is ``model``'s).
+        eval_sequences: probe and held-out corpus sequences per evaluation.
+        optim, train: the optimiser and the budget (both depths alike).
+    """
+
+    enabled: bool = True
+    corpus: RepeatedTokensTask = field(default_factory=lambda: RepeatedTokensTask(
+        vocab=64, length=32, repeats=2, min_length=8))
+    probe_length: int = 25
+    heads: int = 2
+    eval_sequences: int = 256
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=3e-3,
+                                                                   b2=0.999))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=4000, batch_size=64, eval_every=50, seeds=3))
+
+    def __post_init__(self):
+        check_positive_int("language.probe_length", self.probe_length)
+        check_positive_int("language.heads", self.heads)
+        check_positive_int("language.eval_sequences", self.eval_sequences)
+        if not 2 <= self.probe_length <= self.corpus.length * self.corpus.repeats // 2:
+            raise ConfigError("language.probe_length", self.probe_length, "an integer in [2, "
+                              f"{self.corpus.length * self.corpus.repeats // 2}] (two copies "
+                              "fit the corpus's positions)")
+
+    @property
+    def probe(self) -> RepeatedTokensTask:
+        return RepeatedTokensTask(vocab=self.corpus.vocab, length=self.probe_length,
+                                  repeats=2)
+
+
+@dataclass(frozen=True)
 class InductionConfig:
     """Context lengths, task, model and training of the induction-head recipe.
 
@@ -265,6 +377,7 @@ class InductionConfig:
         control_n: the N at which a one-layer control (the same model but its first
             layer, the same optimiser and ``train.steps`` without early stopping) is
             trained; () for none.
+        language: part 4, the ICL score of next-token language models.
     """
 
     n_values: tuple[int, ...] = (4, 8, 16, 32)
@@ -281,6 +394,7 @@ class InductionConfig:
         steps=60_000, batch_size=128, eval_every=100, seeds=3))
     disentangled: DisentangledConfig = field(default_factory=DisentangledConfig)
     control_n: tuple[int, ...] = (4,)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
 
     def __post_init__(self):
         check_n_values("n_values", self.n_values)
@@ -317,18 +431,30 @@ class InductionConfig:
             task.vocab_size, task.vocab_size)
 
 
+    def language_model(self, layers: int) -> CausalTransformerConfig:
+        """The language part's attention-only model of ``layers`` layers."""
+        corpus = self.language.corpus
+        return dataclasses.replace(self.model, mlp=False, readout="linear",
+                                   heads=self.language.heads,
+                                   max_len=corpus.length * corpus.repeats,
+                                   layers=("softmax",) * layers).resolve(
+            corpus.vocab_size, corpus.vocab_size)
+
+
 def full_config() -> InductionConfig:
-    """N = 4, 8, 16, 32; 3 seeds; up to 60k steps per N."""
+    """N = 4, 8, 16, 32; 3 seeds; up to 60k steps per N; language: 3 seeds, 4000 steps."""
     return InductionConfig()
 
 
 def quick_config() -> InductionConfig:
     """Standard model: N = 4, 6, 8, 12; 2 seeds; up to 20k steps per N. Disentangled:
-    N = 8, 16, 32, 64."""
+    N = 8, 16, 32, 64. Language: 2 seeds, 2000 steps (4000 and 3 seeds in full)."""
     return InductionConfig(n_values=(4, 6, 8, 12),
                            train=TrainConfig(steps=20_000, batch_size=128, eval_every=100,
                                              seeds=2),
-                           disentangled=DisentangledConfig(n_values=(8, 16, 32, 64)))
+                           disentangled=DisentangledConfig(n_values=(8, 16, 32, 64)),
+                           language=LanguageConfig(train=TrainConfig(
+                               steps=2000, batch_size=64, eval_every=50, seeds=2)))
 
 
 def query_logits(model, tokens, vocab_size: int):
@@ -397,6 +523,37 @@ def ablation_rows(config: InductionConfig, n: int, job) -> list[dict]:
     return rows
 
 
+class LanguageEval(eqx.Module):
+    """The language part's evaluation data: held-out corpus and probe sequences."""
+
+    corpus: Array
+    probe: Array
+
+
+def language_metrics(model, data: LanguageEval, lang: LanguageConfig) -> dict:
+    """Held-out corpus loss; on the probe, the ICL score, the two copies' mean losses, and
+    the last layer's best prefix-matching score (mean over sequences)."""
+    vocab, length = lang.corpus.vocab_size, lang.probe_length
+    losses = next_token_losses(model, data.probe, vocab)
+    prefix = jax.vmap(lambda t: head_scores(model.attention_patterns(
+        one_hot_tokens(t[:-1], vocab)), t[:-1])["induction"][-1].max())(data.probe)
+    return {"loss": next_token_losses(model, data.corpus, vocab).mean(),
+            "icl_score": jax.vmap(lambda row: repeat_icl_score(row, length))(losses).mean(),
+            "first_copy_loss": losses[:, 1:length].mean(),
+            "second_copy_loss": losses[:, length + 1:].mean(),
+            "prefix_matching": prefix.mean()}
+
+
+def language_problem(config: InductionConfig, layers: int) -> Problem:
+    lang, model_config = config.language, config.language_model(layers)
+    vocab = lang.corpus.vocab_size
+    return Problem(init_model=lambda key: CausalTransformer(model_config, key=key),
+                   sample_batch=lang.corpus.sample_batch,
+                   loss=lambda model, batch: next_token_losses(model, batch.tokens,
+                                                               vocab).mean(),
+                   evaluate=lambda model, data: language_metrics(model, data, lang))
+
+
 def disentangled_problem(n: int) -> Problem:
     """Full-batch gradient descent on the exact population loss of the 19 coordinates from
     zero (the batch is unused); evaluates the loss and the coordinates."""
@@ -432,6 +589,17 @@ def experiment(config: InductionConfig) -> list[Job]:
         jobs.append(Job(f"control_N{n}", control_problem(config, n), config.optim,
                         config.train, eval_data=eval_batch, label=f"1-layer control N = {n}",
                         cost=2.0 * n))
+    lang = config.language
+    if lang.enabled:
+        data = LanguageEval(
+            lang.corpus.sample_batch(jax.random.key(config.eval_seed), lang.eval_sequences
+                                     ).tokens,
+            lang.probe.sample_batch(jax.random.key(config.eval_seed + 1),
+                                    lang.eval_sequences).tokens)
+        for layers in (2, 1):
+            jobs.append(Job(f"lm_L{layers}", language_problem(config, layers), lang.optim,
+                            lang.train, eval_data=data, label=f"language, {layers} layer(s)",
+                            cost=30.0 * layers))
     dis = config.disentangled
     for n in dis.n_values:
         stop = lambda step, m: bool(np.all(np.asarray(m["loss"]) <= dis.stop_loss))
@@ -485,6 +653,49 @@ def disentangled_row(dis, n: int, job) -> dict:
     return row
 
 
+def language_rows(config: InductionConfig, trained) -> tuple[list[dict], list[dict]]:
+    """Per depth and seed: the final probe metrics, when the ICL score and the
+    prefix-matching score first reach the claims' levels, and (2 layers) the second
+    copy's loss with layer 2's heads ablated. Also the per-position probe losses of every
+    model (and of the 2-layer model's ablations)."""
+    lang = config.language
+    half, vocab = 0.5 * math.log(lang.corpus.vocab), lang.corpus.vocab_size
+    heads = range(lang.heads)
+    metrics = eqx.filter_jit(lambda m, d: language_metrics(m, d, lang))
+    per_position = eqx.filter_jit(lambda m, d: next_token_losses(m, d.probe, vocab).mean(0))
+    rows, positions = [], []
+    for layers in (2, 1):
+        job = trained[f"lm_L{layers}"]
+        icl, prefix = job.curves("icl_score"), job.curves("prefix_matching")
+        steps = icl.index.to_numpy()
+        for model, seed in zip(job.models, job.seeds, strict=True):
+            variants = [("trained", model)]
+            if layers == 2:
+                variants += [("layer 2 ablated", model.without_heads(1, heads)),
+                             ("layer 1 ablated", model.without_heads(0, heads))]
+            outs = {name: metrics(m, job.eval_data) for name, m in variants}
+            out = outs["trained"]
+            row = {"model": f"{layers}-layer", "seed": seed,
+                   **{k: float(v) for k, v in out.items()},
+                   "t_icl": first_crossing(steps, -icl[seed].to_numpy(), half),
+                   "t_prefix": first_crossing(steps, prefix[seed].to_numpy(), 0.5)}
+            if layers == 2:
+                for name in ("layer 2 ablated", "layer 1 ablated"):
+                    short = name.split()[1]
+                    row[f"second_copy_loss_l{short}_ablated"] = float(
+                        outs[name]["second_copy_loss"])
+                    row[f"icl_score_l{short}_ablated"] = float(outs[name]["icl_score"])
+                row["ablation_rise"] = (row["second_copy_loss_l2_ablated"]
+                                        - row["second_copy_loss"])
+            rows.append(row)
+            for name, m in variants:
+                label = f"{layers}-layer" + ("" if name == "trained" else f", {name}")
+                positions += [{"model": label, "seed": seed, "position": t, "loss": float(v)}
+                              for t, v in enumerate(np.asarray(per_position(m,
+                                                                            job.eval_data)))]
+    return rows, positions
+
+
 def measure(config: InductionConfig, trained) -> dict[str, pd.DataFrame]:
     dis = config.disentangled
     standard = [row for n in config.n_values for row in standard_rows(config, n,
@@ -509,7 +720,10 @@ def measure(config: InductionConfig, trained) -> dict[str, pd.DataFrame]:
                for seed, acc, loss in zip(trained[f"control_N{n}"].seeds,
                                           trained[f"control_N{n}"].final["accuracy"],
                                           trained[f"control_N{n}"].final["loss"], strict=True)]
+    language, positions = (language_rows(config, trained) if config.language.enabled
+                           else ([], []))
     return {"standard": pd.DataFrame(standard), "dis_times": pd.DataFrame(times),
+            "language": pd.DataFrame(language), "language_positions": pd.DataFrame(positions),
             "ablation": pd.DataFrame(ablation), "control": pd.DataFrame(control),
             "subspace": pd.DataFrame(subspace),
             "attention": matrix_table({f"layer{i + 1}": patterns[i, 0]

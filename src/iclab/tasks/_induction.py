@@ -3,7 +3,8 @@ Reddy 2024). Each is a pure sampler ``sample(key)`` of integer token sequences.
 
 - ``RepeatedTokensTask``: [BOS, r_1..r_L, r_1..r_L, ...] with r_i uniform over the
   vocabulary; after the first copy every next token is predictable by copying (the
-  standard probe for induction heads and prefix-matching scores).
+  standard probe for induction heads and prefix-matching scores); with a block length
+  that varies per sequence, a corpus on which next-token training needs one.
 - ``ItemLabelTask``: the minimal in-context task — N distinct items, each followed by
   its label, then a query item from the context; the target is that item's label, which
   can only be read off the context (labels are drawn afresh per sequence).
@@ -42,27 +43,58 @@ class TokenSequence(eqx.Module):
 
 @dataclass(frozen=True)
 class RepeatedTokensTask(VmappedTask):
-    """A random block of ``length`` tokens repeated ``repeats`` times after a BOS token.
+    """A random block of tokens repeated after a BOS token.
+
+    With ``min_length`` unset the block has ``length`` tokens and is repeated ``repeats``
+    times: [BOS, r_1 … r_L, r_1 … r_L, …], Olsson et al.'s repeated random tokens. With
+    ``min_length`` < ``length`` the block's length P is uniform on {min_length … length}
+    per sequence and the block is tiled to fill the same length × repeats tokens, so
+    x_{t+P} = x_t with a period that varies: no fixed positional offset predicts the
+    repeat, and only a circuit that finds the previous occurrence of the current token and
+    copies what followed (an induction head) does — a corpus for next-token training.
 
     Token ids 0..vocab−1 are ordinary tokens; id ``vocab`` is BOS. ``target`` is the
     last token (for a next-token loss use ``tokens[1:]`` as targets of ``tokens[:-1]``).
+
+    Examples:
+        >>> import jax
+        >>> task = RepeatedTokensTask(vocab=16, length=6, repeats=2, min_length=3)
+        >>> task.sample(jax.random.key(0)).tokens.shape
+        (13,)
     """
 
     vocab: int = 64
     length: int = 25
     repeats: int = 2
+    min_length: int | None = None
 
     def __post_init__(self):
         for key in ("vocab", "length", "repeats"):
             check_positive_int(f"task.{key}", getattr(self, key))
+        if self.min_length is not None:
+            check_positive_int("task.min_length", self.min_length)
+            if self.min_length > self.length:
+                raise ConfigError("task.min_length", self.min_length,
+                                  f"an integer in [1, task.length = {self.length}]")
 
     @property
     def vocab_size(self) -> int:
         return self.vocab + 1
 
+    def period(self, key: PRNGKeyArray) -> Array:
+        """The block length P of the sample drawn from ``key``."""
+        if self.min_length is None:
+            return jnp.asarray(self.length)
+        return jax.random.randint(jax.random.fold_in(key, 1), (), self.min_length,
+                                  self.length + 1)
+
     def sample(self, key: PRNGKeyArray) -> TokenSequence:
         block = jax.random.randint(key, (self.length,), 0, self.vocab)
-        tokens = jnp.concatenate([jnp.array([self.vocab]), jnp.tile(block, self.repeats)])
+        if self.min_length is None:
+            body = jnp.tile(block, self.repeats)
+        else:
+            body = block[jnp.arange(self.length * self.repeats) % self.period(key)]
+        tokens = jnp.concatenate([jnp.array([self.vocab]), body])
         return TokenSequence(tokens, tokens[-1])
 
 

@@ -210,3 +210,61 @@ def subspace_text(r) -> str:
             f"({int(sym.sequences.iloc[0])} sequences) and "
             f"{subspace_max(r, 'haar', 'residual'):.2e} on as many i.i.d. Haar-rotated "
             "sequences (invariant only on average).")
+
+
+# -- part 4: the language ---------------------------------------------------------------
+def language_rows_of(r, model: str) -> pd.DataFrame:
+    """The language table's rows of one depth ("2-layer" or "1-layer"), by seed."""
+    rows = r["language"]
+    return rows[rows.model == model].sort_values("seed")
+
+
+def language_gap(r) -> float:
+    """Mean over the 2-layer seeds of |t_prefix − t_icl| / t_icl (NaN if either never
+    reaches its level)."""
+    rows = language_rows_of(r, "2-layer")
+    return float(((rows.t_prefix - rows.t_icl).abs() / rows.t_icl).mean())
+
+
+def language_text(r) -> str:
+    lang = r.config.language
+    corpus = lang.corpus
+    return (f"Trained on next-token prediction over random blocks of {corpus.min_length}–"
+            f"{corpus.length} tokens (V = {corpus.vocab}) tiled to "
+            f"{corpus.length * corpus.repeats}, {lang.train.steps} steps; probed on "
+            f"[BOS, r_1 … r_L, r_1 … r_L] with L = {lang.probe_length}. icl_score: loss on "
+            "the second copy minus the first at the same offset (nats; a guess costs ln V = "
+            f"{math.log(corpus.vocab):.2f}); prefix_matching: the last layer's best head; "
+            "t_icl, t_prefix: the first evaluation with icl_score ≤ −½ ln V and with "
+            "prefix_matching ≥ 0.5; the *_ablated columns: the same model with every head of "
+            "that layer zero-ablated; ablation_rise: the second copy's loss with layer 2 "
+            "ablated minus without.")
+
+
+def plot_language(r):
+    half = 0.5 * math.log(r.config.language.corpus.vocab)
+    fig, axes = figure(2, width=4.6)
+    for i, layers in enumerate((2, 1)):
+        for ax, name in zip(axes, ("icl_score", "prefix_matching"), strict=True):
+            plot_metric_by_seed(ax, r.metrics, f"lm_L{layers}/{name}", f"{layers} layer(s)",
+                                color=f"C{i}")
+    axes[0].axhline(-half, color="grey", lw=0.6)
+    axes[1].axhline(0.5, color="grey", lw=0.6)
+    axes[0].set_ylabel("ICL score on repeated tokens (nats)")
+    axes[1].set_ylabel("prefix-matching score, last layer")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def plot_language_losses(r):
+    lang = r.config.language
+    rows = r["language_positions"].groupby(["model", "position"]).loss.mean().reset_index()
+    fig, (ax,) = figure(1, width=6.0)
+    for i, (model, part) in enumerate(rows.groupby("model", sort=False)):
+        ax.plot(part.position, part.loss, color=f"C{i}", label=model)
+    ax.axhline(math.log(lang.corpus.vocab), color="grey", lw=0.6)
+    ax.axvline(lang.probe_length + 0.5, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("position t (predicting token t + 1)")
+    ax.set_ylabel("next-token loss (nats)")
+    ax.legend(fontsize=7)
+    return fig
