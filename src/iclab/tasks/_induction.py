@@ -56,6 +56,12 @@ class RepeatedTokensTask(VmappedTask):
     Token ids 0..vocab−1 are ordinary tokens; id ``vocab`` is BOS. ``target`` is the
     last token (for a next-token loss use ``tokens[1:]`` as targets of ``tokens[:-1]``).
 
+    Args:
+        vocab: ordinary tokens (BOS is one more).
+        length: the block's length (its largest with ``min_length``).
+        repeats: copies of the block (the tokens after BOS: length × repeats).
+        min_length: the block's shortest length if it varies (None: always ``length``).
+
     Examples:
         >>> import jax
         >>> task = RepeatedTokensTask(vocab=16, length=6, repeats=2, min_length=3)
