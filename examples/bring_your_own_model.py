@@ -50,6 +50,7 @@ if __name__ == "__main__":
     tokens = jnp.ones((11, 11))
     assert factory(jax.random.key(0), 10, 10)(tokens).shape == ()
     run = iclab.run("icl-gd", quick=True, model=factory, out=out,
-                    set=["eval.tasks=2000", "eval.ood_tasks=200", "train.seeds=1"])
+                    set=["eval.tasks=2000", "eval.ood_tasks=200", "train.seeds=1",
+                         "train.batch_size=512"])
     print(run.claims[["id", "measured", "criterion", "passed"]].to_string(index=False))
     print("checks:", run.checks[["id", "passed"]].to_dict("records"))

@@ -174,6 +174,7 @@ def test_a_slurm_array_killed_mid_way_resumes_to_a_local_runs_numbers(tmp_path):
     assert (_values(path) == _values(reference.path)).all()
 
 
+@pytest.mark.slow  # an optional extra end to end (25 s); the shards it gets are tested above
 def test_ray_tasks_on_a_local_instance_reach_a_local_runs_numbers(tmp_path):
     import ray
     reference = iclab.run(REF, out=tmp_path / "local")

@@ -118,6 +118,7 @@ def test_a_packed_run_reads_as_an_unpacked_one(tmp_path):
                                rtol=1e-5)
 
 
+@pytest.mark.slow  # packing and kill-and-resume are each tested in make test
 def test_a_packed_process_run_killed_mid_way_resumes_to_a_packed_runs_numbers(tmp_path):
     """A packed run on the process executor, killed (SIGKILL) after its first checkpoint,
     resumed locally (packed again, from ``config.json``): every metric equals an
