@@ -81,14 +81,27 @@ def test_function_classes_smoke_run(tmp_path):
                  "--set", "train.steps=40", "--set", "train.eval_every=20",
                  "--set", "eval.prompts=64", "--set", "eval.bootstrap=50",
                  "--set", "model.width=16", "--set", "model.layers=1",
-                 "--set", "ood.prompts=16"])
+                 "--set", "ood.prompts=16", "--set", "capacity.sizes=8x1x2,32x2x4"])
     assert code in (0, 1)
     (run,) = (tmp_path / "function-classes").iterdir()
     claims = json.loads((run / "claims.json").read_text())
-    assert [c["id"] for c in claims] == ["near_least_squares", "beats_knn_and_averaging"]
+    assert [c["id"] for c in claims] == ["near_least_squares", "beats_knn_and_averaging",
+                                         "capacity_helps"]
     from iclab.store import load_run
 
     tables = load_run(run).tables
+    # each size is its own GPT: GPT-2's count (D+1)W + TW + L(12W² + 13W) + 3W + 1 (D = d = 5
+    # read in, T = 128 learned positions)
+    capacity = tables["capacity"]
+    counts = capacity.groupby("model", sort=False).params.first().to_dict()
+    gpt2 = lambda w, n: 6 * w + 128 * w + n * (12 * w * w + 13 * w) + 3 * w + 1  # noqa: E731
+    assert counts == {"main": gpt2(16, 1), "8x1x2": gpt2(8, 1), "32x2x4": gpt2(32, 2)}
+    main = capacity[capacity.model == "main"].sort_values("k")
+    np.testing.assert_allclose(main.error, tables["transformer_seeds"].sort_values("k").error)
+    assert len(capacity) == 3 * 11 and (run / "figures" / "capacity.svg").exists()
+    largest, smallest = (capacity[(capacity.model == m) & (capacity.k == 10)].error.item()
+                         for m in ("32x2x4", "8x1x2"))
+    assert claims[2]["measured"] == pytest.approx(largest / smallest, rel=1e-6)
     curves = tables["curves"]
     ls = curves[curves.learner == "least squares"].sort_values("k")["mean"].to_numpy()
     assert ls.shape == (11,) and 0.5 < ls[0] < 2.0  # k = 0: the zero prediction, error ≈ 1
@@ -354,6 +367,47 @@ def test_class_claims_follow_the_task_class():
     no_network = {n: c for n, c in curves.items() if n != "2-layer NN (Adam)"}
     assert [c.id for c in _class_rows("relu_net", no_network)] == ["relu_beats_least_squares"]
     assert _class_rows("quadratic", curves) == []
+
+
+def test_model_sizes_are_gargs_or_width_layers_heads():
+    from iclab.recipes.function_classes import CapacityConfig, full_config, model_size
+
+    assert model_size("tiny") == (64, 3, 2) and model_size("standard") == (256, 12, 8)
+    assert model_size("48x2x4") == (48, 2, 4)
+    for bad in ("huge", "32x2", "0x1x1", "33x1x2", "32x-1x1", "32x1x1x1"):
+        with pytest.raises(ConfigError, match="capacity.sizes"):
+            CapacityConfig(sizes=(bad,))
+    with pytest.raises(ConfigError, match="distinct"):
+        CapacityConfig(sizes=("tiny", "tiny"))
+    assert full_config().capacity.sizes == ("tiny", "small")  # the full mode: standard too
+
+
+def test_capacity_claim_compares_the_largest_and_smallest_models_per_seed():
+    import pandas as pd
+
+    from iclab.config import apply_overrides
+    from iclab.framework import Results, evaluate_rows
+    from iclab.recipes.analysis.function_classes import capacity_table
+    from iclab.recipes.function_classes import claims, quick_config
+
+    config = apply_overrides(quick_config(), ["capacity.sizes=16x1x2,128x1x2"])
+    rng = np.random.default_rng(0)
+    error = {(m, s): rng.uniform(0.1, 1.0, 11) for m in ("main", "16x1x2", "128x1x2")
+             for s in (0, 1)}
+    params = {"main": 500, "16x1x2": 100, "128x1x2": 900}
+    rows = pd.DataFrame([{"model": m, "params": params[m], "seed": s, "k": k, "error": e[k]}
+                         for (m, s), e in error.items() for k in range(11)])
+    curves = pd.DataFrame({"learner": "least squares", "k": np.arange(11), "mean": 0.0})
+    results = Results(config, {"capacity": rows, "curves": curves,
+                               "transformer_seeds": rows[rows.model == "main"]}, pd.DataFrame())
+    (claim,) = [r for r in evaluate_rows(claims(config), results) if r["id"] == "capacity_helps"]
+    expected = np.mean([error["128x1x2", s][10] / error["16x1x2", s][10] for s in (0, 1)])
+    assert claim["measured"] == pytest.approx(expected)
+    assert claim["passed"] == (expected < 1)
+    table = capacity_table(results)
+    assert list(table.model) == ["16x1x2", "main", "128x1x2"]  # by parameter count
+    assert table["error at k = 5"].iloc[1] == pytest.approx(
+        np.mean([error["main", s][5] for s in (0, 1)]))
 
 
 def test_full_mode_uses_gargs_points_per_class_unless_set():

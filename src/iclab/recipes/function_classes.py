@@ -33,13 +33,21 @@ Bring your own model: ``model(key, d=d, points=K)`` in place of the GPT (a causa
 on interleaved tokens of width d + 1 returning one prediction per position).
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
+import equinox as eqx
 import jax
 import numpy as np
 import pandas as pd
 
-from iclab.config import apply_overrides, check_nonnegative, check_positive, check_positive_int
+from iclab.config import (
+    ConfigError,
+    apply_overrides,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
 from iclab.engine import OptimConfig, TrainConfig, prompt_predictions, prompt_problem
 from iclab.framework import Claim, Figure, Job, Recipe, Section, paper
 from iclab.instruments import bootstrap_mean_ci
@@ -47,9 +55,12 @@ from iclab.models import GPT, GPTConfig
 from iclab.recipes.analysis.function_classes import (
     NETWORK,
     TITLES,
+    capacity_ratio,
+    capacity_table,
     curve,
     error_table,
     ood_table,
+    plot_capacity,
     plot_error_vs_k,
     plot_loss,
     plot_ood,
@@ -77,6 +88,8 @@ PAPER = ("Garg, Tsipras, Liang, Valiant: What Can Transformers Learn In-Context?
 BASELINES = {"least squares": "least_squares", "ridge (λ=0.1)": "ridge", "3-NN": "knn",
              "averaging": "averaging"}
 LASSO_ALPHAS = (0.1, 0.01)
+GARG_SIZES = {"tiny": (64, 3, 2), "small": (128, 6, 4), "standard": (256, 12, 8)}
+"""Garg et al.'s models (``conf/models/*.yaml`` of their code): width, layers, heads."""
 
 
 # -- spec: claims (one set per function class), figures and report sections ---------
@@ -86,6 +99,23 @@ def claims(config: "FunctionClassesConfig") -> list[Claim]:
     """Garg et al.'s headline for the task's class (§§3–5), each the mean over training
     seeds of the transformer's error against a baseline's mean error curve (the better
     Lasso, α = 0.1 or 0.01; XGBoost on the prompts it was fitted on)."""
+    return class_claims(config) + capacity_claims(config)
+
+
+def capacity_claims(config: "FunctionClassesConfig") -> list[Claim]:
+    """With ``capacity.sizes``: the largest model's error at the last k against the
+    smallest's (seed means), Garg et al.'s error falling with model size."""
+    if not config.capacity.sizes:
+        return []
+    last = config.task.n_context
+    return [Claim("capacity_helps", f"error falls with model size: error at k = {last} of the "
+                  "largest GPT / the smallest's", lambda r: capacity_ratio(r, last), "<", 1.0,
+                  paper=paper("error falls with size (0.2M, 1.2M, 9.5M parameters)",
+                              "Garg et al. 2022, Fig. 6"))]
+
+
+def class_claims(config: "FunctionClassesConfig") -> list[Claim]:
+    """The claims of the task's class."""
     task, last = config.task, config.task.n_context
     kind = task.kind
     if kind == "linear":
@@ -143,12 +173,18 @@ FIGURES = [
            "of in-context examples k (bands: 90 % bootstrap intervals over prompts; thin "
            "lines: the transformer's training seeds; dotted line: k = d).", plot_error_vs_k),
     Figure("loss", "Evaluation loss during training (thin: seeds, thick: mean).", plot_loss),
+    Figure("capacity", "Normalised squared error at k = d and at the last k against the "
+           "model's parameter count (dots: training seeds; lines: their mean; dotted: least "
+           "squares at the last k).", plot_capacity, when=lambda r: "capacity" in r.tables),
     Figure("ood_prompts", "Normalised squared error against the number of in-context examples "
            "on Garg et al.'s out-of-distribution prompts (dotted: k = d).", plot_ood,
            when=lambda r: "ood" in r.tables),
 ]
 SECTIONS = [
     Section("Normalised error by number of in-context examples", table=error_table),
+    Section("Error against model size", lambda r: "Each GPT is trained like the main model "
+            "(same data, steps and seeds); seed means of the normalised error.",
+            capacity_table, when=lambda r: "capacity" in r.tables),
     Section("Out-of-distribution prompts (measured, not claimed)",
             lambda r: f"Normalised squared error (÷ {r.config.task.normaliser:g}) at "
             f"k = d = {r.config.task.d} and at the last k; errors are not rescaled for "
@@ -197,6 +233,38 @@ class OODConfig:
             check_positive("ood.scales", s)
 
 
+def model_size(spec: str) -> tuple[int, int, int]:
+    """(width, layers, heads) of a size: one of ``GARG_SIZES`` or "WIDTHxLAYERSxHEADS"."""
+    if spec in GARG_SIZES:
+        return GARG_SIZES[spec]
+    allowed = f"one of {', '.join(GARG_SIZES)} or WIDTHxLAYERSxHEADS (e.g. 32x1x1)"
+    parts = spec.split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError("capacity.sizes", spec, allowed)
+    width, layers, heads = map(int, parts)
+    if width % heads:
+        raise ConfigError("capacity.sizes", spec, f"{allowed}, with WIDTH divisible by HEADS")
+    return width, layers, heads
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """Args:
+        sizes: further GPTs, each trained like the main model (the same prompts, steps and
+            seeds), for the error against model size (Garg et al.'s Fig. 6): "tiny",
+            "small", "standard" (their widths 64, 128, 256 with 3, 6, 12 layers and 2, 4, 8
+            heads) or "WIDTHxLAYERSxHEADS"; empty: none.
+    """
+
+    sizes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for spec in self.sizes:
+            model_size(spec)
+        if len(set(self.sizes)) != len(self.sizes):
+            raise ConfigError("capacity.sizes", ",".join(self.sizes), "distinct sizes")
+
+
 @dataclass(frozen=True)
 class FunctionClassesConfig:
     """Args:
@@ -208,6 +276,7 @@ class FunctionClassesConfig:
         ood: the out-of-distribution prompts.
         network_baseline: train the class's own 2-layer network baseline (relu_net).
         curriculum: the dimension / points curriculum.
+        capacity: further model sizes for the error against model size.
     """
 
     task: FunctionClassTask = field(default_factory=lambda: FunctionClassTask(
@@ -221,12 +290,15 @@ class FunctionClassesConfig:
     ood: OODConfig = field(default_factory=OODConfig)
     network_baseline: bool = True
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
 
 
 def full_config() -> FunctionClassesConfig:
-    """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points):
-    GPU-scale (its measured cost: ``docs/results/function-classes.md``)."""
-    return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True))
+    """Garg et al.'s standard model, schedule and curriculum (d 5 → 20, 11 → 41 points),
+    with their tiny and small models for the error against size: GPU-scale (its measured
+    cost: ``docs/results/function-classes.md``)."""
+    return FunctionClassesConfig(curriculum=CurriculumConfig(enabled=True),
+                                 capacity=CapacityConfig(sizes=("tiny", "small")))
 
 
 GARG_POINTS = {"decision_tree": {"task.n_context": 100, "curriculum.points_start": 26,
@@ -261,9 +333,18 @@ def experiment(config: FunctionClassesConfig, model=None) -> list[Job]:
     task, model_config = config.task, config.model.resolve(config.task.d)
     init = ((lambda key: GPT(model_config, key=key)) if model is None else
             (lambda key: model(key, d=task.d, points=task.n_context + 1)))
-    problem = prompt_problem(task, init, config.curriculum if config.curriculum.enabled else None)
-    return [Job("", problem, config.optim, config.train, label=f"GPT on {task.kind} functions",
-                eval_data=task.sample_batch(jax.random.key(config.eval.seed), config.eval.prompts))]
+    curriculum = config.curriculum if config.curriculum.enabled else None
+    eval_data = task.sample_batch(jax.random.key(config.eval.seed), config.eval.prompts)
+    jobs = [Job("", prompt_problem(task, init, curriculum), config.optim, config.train,
+                label=f"GPT on {task.kind} functions", eval_data=eval_data)]
+    for spec in config.capacity.sizes:
+        width, layers, heads = model_size(spec)
+        size = dataclasses.replace(model_config, width=width, layers=layers, heads=heads)
+        jobs.append(Job(f"size-{spec}", prompt_problem(
+            task, lambda key, c=size: GPT(c, key=key), curriculum), config.optim, config.train,
+            label=f"GPT {width}x{layers}x{heads}", eval_data=eval_data,
+            cost=width * width * layers))
+    return jobs
 
 
 # -- measurement --------------------------------------------------------------------
@@ -274,11 +355,31 @@ def error_curve(name: str, errors, resamples: int) -> pd.DataFrame:
                          "low": low, "high": high})
 
 
+def seed_errors(config: FunctionClassesConfig, job) -> list[np.ndarray]:
+    """Each trained seed's normalised squared error, (prompts, k), on the evaluation prompts."""
+    _, y = jax.vmap(all_points)(job.eval_data)
+    return [np.asarray((prompt_predictions(m, job.eval_data) - y) ** 2) / config.task.normaliser
+            for m in job.models]
+
+
+def capacity_rows(config: FunctionClassesConfig, trained, main_errors) -> pd.DataFrame:
+    """Per model size and seed: the parameter count and the mean error at every k."""
+    rows = []
+    sizes = [("main", trained[""], main_errors)] + [
+        (spec, trained[f"size-{spec}"], seed_errors(config, trained[f"size-{spec}"]))
+        for spec in config.capacity.sizes]
+    for name, job, errors in sizes:
+        params = sum(a.size for a in jax.tree.leaves(eqx.filter(job.models[0], eqx.is_array)))
+        rows += [{"model": name, "params": int(params), "seed": seed, "k": k,
+                  "error": float(e[:, k].mean())}
+                 for seed, e in zip(job.seeds, errors, strict=True) for k in range(e.shape[1])]
+    return pd.DataFrame(rows)
+
+
 def measure(config: FunctionClassesConfig, trained) -> dict[str, pd.DataFrame]:
     job, kind, boot = trained[""], config.task.kind, config.eval.bootstrap
     x, y = jax.vmap(all_points)(job.eval_data)
-    per_seed = [np.asarray((prompt_predictions(m, job.eval_data) - y) ** 2)
-                / config.task.normaliser for m in job.models]
+    per_seed = seed_errors(config, job)
     curves = [error_curve("transformer", np.mean(per_seed, axis=0), boot)]
 
     def add(name, preds, target=y):
@@ -307,6 +408,8 @@ def measure(config: FunctionClassesConfig, trained) -> dict[str, pd.DataFrame]:
     for alpha in LASSO_ALPHAS if kind == "sparse_linear" else ():
         add(f"Lasso (α={alpha:g})",
             jax.vmap(lambda a, b, al=alpha: lasso_prefix_predictions(a, b, al))(x, y))
+    if config.capacity.sizes:
+        tables["capacity"] = capacity_rows(config, trained, per_seed)
     tables["curves"] = pd.concat(curves, ignore_index=True)
     tables["transformer_seeds"] = pd.DataFrame(
         [{"seed": seed, "k": k, "error": float(e[:, k].mean())}

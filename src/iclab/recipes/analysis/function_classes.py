@@ -28,6 +28,48 @@ def tf_seeds(r, ks) -> pd.Series:
     return rows[rows.k.isin(list(ks))].groupby("seed").error.mean()
 
 
+def capacity_errors(r, k: int) -> pd.DataFrame:
+    """Per model size and seed: the parameter count and the error at ``k``."""
+    rows = r["capacity"]
+    return rows[rows.k == k]
+
+
+def capacity_ratio(r, k: int) -> pd.Series:
+    """Per seed: the largest model's error at ``k`` divided by the smallest's."""
+    rows = capacity_errors(r, k)
+    small, large = rows.params.min(), rows.params.max()
+    return (rows[rows.params == large].set_index("seed").error
+            / rows[rows.params == small].set_index("seed").error)
+
+
+def capacity_table(r) -> pd.DataFrame:
+    """Seed means of the error at k = d and at the last k, by model size."""
+    d, last = r.config.task.d, int(r["capacity"].k.max())
+    rows = []
+    for (name, params), one in r["capacity"].groupby(["model", "params"], sort=False):
+        rows.append({"model": name, "parameters": params,
+                     f"error at k = {d}": one[one.k == d].error.mean(),
+                     f"error at k = {last}": one[one.k == last].error.mean()})
+    return pd.DataFrame(rows).sort_values("parameters").reset_index(drop=True)
+
+
+def plot_capacity(r):
+    d, last = r.config.task.d, int(r["capacity"].k.max())
+    fig, (ax,) = figure(1, width=5)
+    for c, k in enumerate(dict.fromkeys((d, last))):
+        rows = capacity_errors(r, k)
+        ax.plot(rows.params, rows.error, "o", color=f"C{c}", ms=3, alpha=0.6)
+        mean = rows.groupby("params").error.mean()
+        ax.plot(mean.index, mean.values, "-", color=f"C{c}", label=f"k = {k}")
+    ax.axhline(curve(r, "least squares")[last], color="gray", ls=":", lw=1,
+               label=f"least squares, k = {last}")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"squared error / {r.config.task.normaliser:g}")
+    ax.legend(fontsize=8)
+    return fig
+
+
 def plot_error_vs_k(r):
     curves, task = r["curves"], r.config.task
     fig, (ax,) = figure(1, width=6)
