@@ -23,6 +23,9 @@ trees are also compared with the unbounded-depth tree (scikit-learn) and XGBoost
 (``claims``; quadratic functions, in their code but not the paper, carry none). In the
 full mode, decision trees and ReLU networks get Garg et al.'s 101 points
 (curriculum 26 → 101 by 5; ``resolve``) unless those keys are set on the command line.
+``capacity.sizes`` trains further GPTs like the main model for the error against model
+size (Garg et al.'s Fig. 6; the full mode adds their tiny and small models), with the
+claim that the largest model's error at the last k is below the smallest's.
 
 Warning:
     Garg et al. train a 12-layer, 256-wide model for 500k steps with a curriculum
