@@ -24,8 +24,10 @@ from iclab.store import RunDir
 
 HERE = Path(__file__).parent
 REF = "executor_recipe:RECIPE"
-# long enough (2 × 1000 steps) to be killed mid-way, short enough for make test
-LONG = ["train.steps=1000", "train.eval_every=50", "train.batch_size=256"]
+# long enough (2 × 400 steps) to be killed mid-way (checkpoints every 50), short enough for
+# make test
+STEPS = 400
+LONG = [f"train.steps={STEPS}", "train.eval_every=50", "train.batch_size=256"]
 
 
 def _one_error_line(capsys) -> str:
@@ -115,7 +117,7 @@ def test_a_process_run_killed_mid_way_resumes_locally_to_a_local_runs_numbers(tm
     (path,) = list(root.glob("pair/*"))
     run = RunDir(path)
     steps = run.checkpoint_steps()
-    assert any(step < 1000 for step in steps.values()) or len(steps) < 2, steps
+    assert any(step < STEPS for step in steps.values()) or len(steps) < 2, steps
     assert iclab.store.state(path) == "interrupted"
     assert sorted(p.name for p in (path / "executor").glob("shard-*.log")) == [
         "shard-0.log", "shard-1.log"]
@@ -158,7 +160,7 @@ def test_a_slurm_array_killed_mid_way_resumes_to_a_local_runs_numbers(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the array's controllers and tasks
     time.sleep(0.5)
     steps = run.checkpoint_steps()
-    assert any(step < 1000 for step in steps.values()) or len(steps) < 2, steps
+    assert any(step < STEPS for step in steps.values()) or len(steps) < 2, steps
 
     with open(log, "w") as sink:
         again = subprocess.Popen(_cli("run", "--resume", str(path), *slurm, "--no-wait"),

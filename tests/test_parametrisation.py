@@ -46,12 +46,13 @@ def test_every_scheme_is_sp_at_the_base_shape(scheme, optimizer):
     config = OptimConfig(name="adamw" if optimizer == "adam" else "sgd", lr=1e-2,
                          weight_decay=0.1 if optimizer == "adam" else 0.0)
     runs = []
+    grad = eqx.filter_jit(eqx.filter_grad(lambda p: _loss(eqx.combine(p, model), tokens)))
     for s in (None, scaling):
         params = eqx.filter(model, eqx.is_array)
         opt = make_optimizer(config, 10, scaling=s)
         state = opt.init(params)
         for _ in range(2):
-            grads = eqx.filter_grad(lambda p: _loss(eqx.combine(p, model), tokens))(params)
+            grads = grad(params)
             updates, state = opt.update(grads, state, params)
             params = optax.apply_updates(params, updates)
         runs.append(params)
@@ -203,10 +204,11 @@ def test_ntk_sp_form_equals_the_explicitly_parametrised_network():
     loss_raw = lambda w: _loss(eqx.combine(jax.tree.map(lambda a, k: a * k, w, c), static),
                                tokens)
     loss_sp = lambda p: _loss(eqx.combine(p, static), tokens)
+    grad_raw, grad_sp = jax.jit(jax.grad(loss_raw)), jax.jit(jax.grad(loss_sp))
     for _ in range(3):
-        u, s_raw = opt_raw.update(jax.grad(loss_raw)(raw), s_raw, raw)
+        u, s_raw = opt_raw.update(grad_raw(raw), s_raw, raw)
         raw = optax.apply_updates(raw, u)
-        u, s_sp = opt_sp.update(jax.grad(loss_sp)(params), s_sp, params)
+        u, s_sp = opt_sp.update(grad_sp(params), s_sp, params)
         params = optax.apply_updates(params, u)
     hidden = [r.name for r in scaling.rows if r.cls == "hidden"]
     assert math.isclose(scaling.rows[[r.name for r in scaling.rows].index(hidden[0])].eps,
