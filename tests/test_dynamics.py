@@ -130,21 +130,50 @@ def test_ar_gd_is_one_gradient_step_from_phi0(key):
         np.testing.assert_allclose(preds[t], phi1 @ s[t], rtol=1e-4, atol=1e-5)
 
 
-def test_preconditioned_gd_limits(key):
+@pytest.mark.parametrize("norm", ["frobenius", "trace"])
+def test_preconditioned_gd_limits(key, norm):
     s = _states(key, t=8, n=3)
     lam = 0.5
     # many convergent steps and η = 1: AR ridge
     k = 3000
-    many = preconditioned_gd_predictions(s, jnp.full((k,), 0.1), jnp.zeros(k), 1.0, lam)
+    alpha = 1.0 if norm == "frobenius" else 0.1
+    many = preconditioned_gd_predictions(s, jnp.full((k,), alpha), jnp.zeros(k), 1.0, lam, norm)
     np.testing.assert_allclose(many, ar_ridge_predictions(s, lam), rtol=2e-3, atol=1e-4)
-    # one step: GD from zero with step η α / c_t, c_t = tr(H_t + λI)/n
+    # one step: GD from zero with step η α / c_t
     alpha, eta = 0.4, 2.0
-    one = np.asarray(preconditioned_gd_predictions(s, jnp.array([alpha]), jnp.zeros(1), eta, lam))
+    one = np.asarray(preconditioned_gd_predictions(s, jnp.array([alpha]), jnp.zeros(1), eta, lam,
+                                                   norm))
     s64 = np.asarray(s, np.float64)
     for t in range(len(s64)):
-        c = (np.sum(s64[:t] ** 2) + 3 * lam) / 3
+        h = s64[:t].T @ s64[:t] + lam * np.eye(3)
+        c = np.linalg.norm(h, "fro") if norm == "frobenius" else np.trace(h) / 3
         gd = np.asarray(ar_gd_predictions(s, jnp.zeros((3, 3)), eta * alpha / c))[t]
         np.testing.assert_allclose(one[t], gd, rtol=1e-4, atol=1e-6)
+
+
+def test_preconditioned_gd_frobenius_scale_is_a_safeguard(key):
+    """States along one direction: H̃'s top eigenvalue is ≈ n under the trace scale, ≤ 1
+    under the Frobenius one. Steps α = 1.5 then diverge under the first (|1 − 1.5 n| > 1)
+    and stay within ridge's error under the second."""
+    k_a, k_e = jax.random.split(key)
+    u = jnp.array([1.0, 2.0, -1.0]) / jnp.sqrt(6.0)
+    s = jax.random.normal(k_a, (40, 1)) * u[None] + 1e-2 * jax.random.normal(k_e, (40, 3))
+    k = 20
+    run = lambda norm: np.asarray(preconditioned_gd_predictions(
+        s, jnp.full((k,), 1.5), jnp.zeros(k), 1.0, 1e-2, norm))
+    ridge = np.asarray(ar_ridge_predictions(s, 1e-2))
+    scale = np.abs(np.asarray(s)).max()
+    assert np.abs(run("trace")).max() > 1e6 * scale
+    frob = run("frobenius")
+    assert np.all(np.isfinite(frob)) and np.abs(frob).max() < 10 * scale
+    err = lambda p: np.mean(np.sum((p[:-1] - np.asarray(s[1:])) ** 2, -1))
+    assert err(frob) < 2 * err(ridge) + 1e-3
+
+
+def test_preconditioned_gd_refuses_unknown_norm(key):
+    with pytest.raises(ValueError, match="norm='spectral'"):
+        preconditioned_gd_predictions(_states(key, t=4, n=2), jnp.ones(1), jnp.zeros(1), 1.0,
+                                      1.0, "spectral")
 
 
 def test_softmax_kernel_regression_matches_numpy(key):

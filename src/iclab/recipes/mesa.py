@@ -64,7 +64,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from iclab.config import ConfigError, check_nonnegative, check_positive, check_positive_int
+from iclab.config import (
+    ConfigError,
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
 from iclab.engine import (
     OptimConfig,
     TrainConfig,
@@ -111,6 +117,7 @@ from iclab.recipes.analysis.mesa import (
     structure_share,
 )
 from iclab.solvers import (
+    PRECONDITIONER_NORMS,
     ARGradientStep,
     ARPreconditionedGD,
     ar_gd_from_zero_lr,
@@ -318,6 +325,9 @@ class BaselineConfig:
         steps: Adam steps on fresh sequences (Proposition 2).
         batch_size: sequences per Adam step.
         lr: Adam learning rate (cosine-decayed to 0).
+        prop2_norm: Proposition 2's scale c_t of H̃_t = (H_t + λI)/c_t: "frobenius"
+            (‖·‖_F, the reference code's; H̃'s spectrum in (0, 1], so fitted steps stay
+            stable at every t) or "trace" (tr/n; diverged late in the sequence with 7 steps).
     """
 
     fit_sequences: int = 4096
@@ -325,9 +335,11 @@ class BaselineConfig:
     steps: int = 2000
     batch_size: int = 256
     lr: float = 3e-3
+    prop2_norm: str = "frobenius"
 
     def __post_init__(self):
         check_positive_int("baselines.fit_sequences", self.fit_sequences)
+        check_choice("baselines.prop2_norm", self.prop2_norm, PRECONDITIONER_NORMS)
         check_positive_int("baselines.steps", self.steps)
         check_positive_int("baselines.batch_size", self.batch_size)
         check_positive("baselines.lr", self.lr)
@@ -551,8 +563,8 @@ def prop2_job(config: MesaConfig, name: str, task: DynamicsTask, steps: int, bat
               where: str = "") -> Job:
     """Proposition 2 with ``steps`` steps on ``task``, its parameters fitted by Adam."""
     b = config.baselines
-    return Job(name, dynamics_problem(task, lambda key: ARPreconditionedGD(steps),
-                                      tokens=identity),
+    init = lambda key: ARPreconditionedGD(steps, norm=b.prop2_norm)
+    return Job(name, dynamics_problem(task, init, tokens=identity),
                OptimConfig(name="adam", lr=b.lr, b2=0.999, schedule="cosine"),
                TrainConfig(steps=b.steps, batch_size=b.batch_size, eval_every=b.steps, seeds=1,
                            seed=config.train.seed), eval_data=batch,

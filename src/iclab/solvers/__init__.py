@@ -1,5 +1,8 @@
 """Solvers and baselines: learners that fit the context in closed form or iteratively."""
 
+from iclab.solvers._autoregressive import (
+    PRECONDITIONER_NORMS as PRECONDITIONER_NORMS,
+)
 from iclab.solvers._autoregressive import ARGradientStep as ARGradientStep
 from iclab.solvers._autoregressive import ARPreconditionedGD as ARPreconditionedGD
 from iclab.solvers._autoregressive import ARRidge as ARRidge
@@ -93,6 +96,7 @@ __all__ = [  # the public API (what the docs site renders)
     "ar_statistics",
     "fit_gd_step",
     "pair_ridge_predictions",
+    "PRECONDITIONER_NORMS",
     "preconditioned_gd_predictions",
     "softmax_kernel_predictions",
     "tune_ar_ridge",

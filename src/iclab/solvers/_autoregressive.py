@@ -10,7 +10,7 @@ With G_t = Σ_{t'<t} s_{t'+1} s_{t'}ᵀ and H_t = Σ_{t'<t} s_{t'} s_{t'}ᵀ:
 - one GD step (Proposition 1): ŝ_{t+1} = Φ₀ s_t + η (G_t − Φ₀ H_t) s_t, i.e. Φ₁ s_t with
   Φ₁ = Φ₀ − η ∇L_t(Φ₀), L_t(Φ) = ½ Σ_{t'<t} ‖s_{t'+1} − Φ s_{t'}‖²
 - preconditioned GD (Proposition 2): K Richardson/Chebyshev steps towards
-  x̃ ≈ c_t (H_t + I/λ)⁻¹ s_t, then ŝ_{t+1} = η G_t x̃ / c_t
+  x̃ ≈ c_t (H_t + λI)⁻¹ s_t, then ŝ_{t+1} = η G_t x̃ / c_t (c_t = ‖H_t + λI‖_F)
 - softmax kernel regression (an induction head): ŝ_{t+1} = Σ_{t'<t} s_{t'+1}
   softmax_{t'}(β s_{t'}ᵀ s_t)
 """
@@ -111,11 +111,15 @@ def softmax_kernel_predictions(states: Float[Array, "t n"], beta: float | Array
     return weights @ nxt
 
 
+PRECONDITIONER_NORMS = ("frobenius", "trace")
+
+
 def preconditioned_gd_predictions(states: Float[Array, "t n"], alphas: Float[Array, " k"],
                                   betas: Float[Array, " k"], eta: float | Array,
-                                  lam: float | Array) -> Float[Array, "t n"]:
+                                  lam: float | Array, norm: str = "frobenius"
+                                  ) -> Float[Array, "t n"]:
     """Proposition 2: K momentum-Richardson (Chebyshev-type) steps on H̃ x = s_t with
-    H̃_t = (H_t + λ I)/c_t, c_t = tr(H_t + λ I)/n (so H̃ has mean eigenvalue 1 at every t):
+    H̃_t = (H_t + λ I)/c_t,
 
         x⁰ = x⁻¹ = 0,  x^{k+1} = x^k − α_k (H̃ x^k − s_t) − β_k (x^k − x^{k−1}),
 
@@ -125,11 +129,43 @@ def preconditioned_gd_predictions(states: Float[Array, "t n"], alphas: Float[Arr
     time-varying step size η α_0 / c_t. On constructed tokens K steps take K linear
     attention layers: x¹ = α₀ s_t needs none, each further step one (for H̃ x) and the
     read-out G x one.
+
+    The scale c_t is a safeguard: one set of (α_k, β_k) serves every t although H_t grows
+    with t.
+    - ``"frobenius"``: c_t = ‖H_t + λI‖_F, as the reference code's Chebyshev inverse
+      (``invert_matrix_chebyshev``). H̃'s eigenvalues then lie in (0, 1] at every t
+      whatever the spread of H_t's spectrum, so steps α_k ∈ (0, 2) cannot amplify an
+      eigendirection however anisotropic the states are.
+    - ``"trace"``: c_t = tr(H_t + λI)/n, mean eigenvalue 1; the largest can be up to n,
+      so fitted steps diverge on sequences whose states span few directions.
+
+    Args:
+        states: s_1..s_T, (T, n).
+        alphas: step sizes α_k, (K,).
+        betas: momentum β_k, (K,) (β_0 multiplies x⁰ − x⁻¹ = 0).
+        eta: the read-out's step size η.
+        lam: ridge λ > 0.
+        norm: the scale c_t, ``"frobenius"`` or ``"trace"``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> s = jax.random.normal(jax.random.key(0), (8, 3))
+        >>> preconditioned_gd_predictions(s, jnp.full((4,), 1.0), jnp.zeros(4), 1.0, 0.5).shape
+        (8, 3)
+
+    References:
+        von Oswald et al. (2023), *Uncovering mesa-optimization algorithms in
+        Transformers*, arXiv 2309.05858, Proposition 2 and SI C.
     """
+    if norm not in PRECONDITIONER_NORMS:
+        raise ValueError(f"norm={norm!r}: allowed are {', '.join(PRECONDITIONER_NORMS)}")
     g, h = ar_statistics(states)
     n = states.shape[1]
     h = h + lam * jnp.eye(n, dtype=states.dtype)[None]
-    c = jnp.trace(h, axis1=1, axis2=2) / n
+    if norm == "frobenius":
+        c = jnp.sqrt(jnp.sum(h * h, axis=(1, 2)))
+    else:
+        c = jnp.trace(h, axis1=1, axis2=2) / n
     h_tilde = h / c[:, None, None]
 
     def step(carry, coeffs):
@@ -171,22 +207,28 @@ class ARGradientStep(eqx.Module):
 
 
 class ARPreconditionedGD(eqx.Module):
-    """Proposition 2 with learnable (α_k, β_k), η and λ = exp(log_lambda)."""
+    """Proposition 2 with learnable (α_k, β_k), η and λ = exp(log_lambda); ``norm`` is the
+    scale c_t of ``preconditioned_gd_predictions``."""
 
     alphas: Float[Array, " k"]
     betas: Float[Array, " k"]
     eta: Float[Array, ""]
     log_lambda: Float[Array, ""]
+    norm: str = eqx.field(static=True)
 
-    def __init__(self, steps: int, alpha: float = 0.5, eta: float = 1.0, lam: float = 1.0):
+    def __init__(self, steps: int, alpha: float = 0.5, eta: float = 1.0, lam: float = 1.0,
+                 norm: str = "frobenius"):
+        if norm not in PRECONDITIONER_NORMS:
+            raise ValueError(f"norm={norm!r}: allowed are {', '.join(PRECONDITIONER_NORMS)}")
         self.alphas = jnp.full((steps,), alpha)
         self.betas = jnp.zeros((steps,))
         self.eta = jnp.asarray(eta, float)
         self.log_lambda = jnp.log(jnp.asarray(lam, float))
+        self.norm = norm
 
     def __call__(self, states):
         return preconditioned_gd_predictions(states, self.alphas, self.betas, self.eta,
-                                             jnp.exp(self.log_lambda))
+                                             jnp.exp(self.log_lambda), self.norm)
 
 
 class SoftmaxKernelRegression(eqx.Module):
