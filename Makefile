@@ -41,6 +41,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_pack.py
 	$(BIN)/python benchmarks/bench_compile.py
 	$(BIN)/python benchmarks/bench_profile.py
+	$(BIN)/python benchmarks/bench_trace.py
 	$(BIN)/python benchmarks/bench_lsa_layout.py
 
 # the docs site (mkdocs-material + mkdocstrings, the API from the docstrings), offline,

@@ -6,6 +6,7 @@ import platform
 import resource
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -52,3 +53,21 @@ def step_flops(trainer, state) -> float:
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     return float(analysis.get("flops", float("nan")))
+
+
+def _param_count(job) -> int:
+    model = eqx.filter_eval_shape(job.problem.init_model, jax.random.key(0))
+    return sum(x.size for x in jax.tree.leaves(model) if isinstance(x, jax.ShapeDtypeStruct))
+
+
+def costliest_job(recipe: str):
+    """The job of ``recipe``'s quick mode with the most steps × batch × parameters (the
+    one that dominates its time), or None if it trains nothing."""
+    from iclab.framework import recipes
+    from iclab.framework._run import build_jobs
+
+    spec = recipes()[recipe]
+    jobs = build_jobs(spec, spec.quick())
+    if not jobs:
+        return None
+    return max(jobs, key=lambda j: j.train.steps * j.train.batch_size * _param_count(j))

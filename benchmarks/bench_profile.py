@@ -17,10 +17,8 @@ import time
 import equinox as eqx
 import jax
 
-from _timing import machine_line, matmul_flops, timed
+from _timing import costliest_job, machine_line, matmul_flops, timed
 from iclab.engine import Trainer
-from iclab.framework import recipes
-from iclab.framework._run import build_jobs
 
 DEFAULT = ("icl-gd", "icl-gd-deep", "mesa", "function-classes", "versatile-lt",
            "induction-heads", "bursty-icl")
@@ -56,11 +54,6 @@ def profile(job, repeats: int) -> dict[str, float]:
     return out
 
 
-def _params(job) -> int:
-    model = eqx.filter_eval_shape(job.problem.init_model, jax.random.key(0))
-    return sum(x.size for x in jax.tree.leaves(model) if isinstance(x, jax.ShapeDtypeStruct))
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("recipes", nargs="*", default=list(DEFAULT))
@@ -70,13 +63,11 @@ def main():
     print(f"float32 matmul peak (1024³): {matmul_flops() / 1e9:.1f} GFLOP/s")
     print(f"{'recipe / job':>34} {'batch':>6} {'params':>9} {'step ms':>8} {'sample':>7} "
           f"{'fwd':>7} {'bwd':>7} {'optim+':>7}")
-    every = recipes()
     for name in args.recipes:
-        jobs = build_jobs(every[name], every[name].quick())
-        if not jobs:
+        job = costliest_job(name)
+        if job is None:
             print(f"{name:>34}  (trains nothing)")
             continue
-        job = max(jobs, key=lambda j: j.train.steps * j.train.batch_size * _params(j))
         t = profile(job, args.repeats)
         step = t["step"]
         backward = t["forward+backward"] - t["forward"]
