@@ -1,6 +1,7 @@
 """Shared timing helper of the benchmark scripts (run as ``python benchmarks/<script>.py``,
 so this directory is on ``sys.path``)."""
 
+import functools
 import os
 import platform
 import resource
@@ -49,7 +50,9 @@ def matmul_flops(n: int = 1024, repeats: int = 20) -> float:
 def step_flops(trainer, state) -> float:
     """XLA's FLOP estimate of one training step (a chunk of length 1) of an
     ``iclab.engine.Trainer`` (all its vmapped seeds)."""
-    compiled = jax.jit(trainer._run_chunk, static_argnums=1).lower(state, 1).compile()
+    with trainer.precision():
+        compiled = jax.jit(trainer._run_chunk, static_argnums=1).lower(
+            state, 1, trainer.member_data()).compile()
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     return float(analysis.get("flops", float("nan")))
@@ -60,6 +63,7 @@ def _param_count(job) -> int:
     return sum(x.size for x in jax.tree.leaves(model) if isinstance(x, jax.ShapeDtypeStruct))
 
 
+@functools.cache
 def costliest_job(recipe: str):
     """The job of ``recipe``'s quick mode with the most steps × batch × parameters (the
     one that dominates its time), or None if it trains nothing."""

@@ -66,3 +66,24 @@ def test_a_traced_training_chunk_has_every_phase():
     assert "?" not in seen  # every kernel, the sampler loop's unlabelled copies included
     # a kernel's self time per step is at most the step's wall time times the threads
     assert sum(times.values()) < 1e6 * step * 4
+
+
+def test_step_flops_covers_the_dots_of_one_step():
+    """XLA's cost analysis of a one-step chunk (the loop body runs once) counts at least
+    the FLOPs of the dots this module's HLO reading finds in it."""
+    import dataclasses
+
+    from _timing import step_flops
+    from iclab.engine import Trainer
+
+    job = costliest_job("icl-gd")
+    train = dataclasses.replace(job.train, seeds=1, lr_grid=(), batch_size=64)
+    trainer = Trainer(job.problem, job.optim, train)
+    state = trainer.init()
+    with trainer.precision():
+        compiled = trainer._chunk.lower(state, 1, trainer.member_data()).compile()
+    instructions, computations = bench_trace.parse_hlo(compiled.as_text())
+    dots = sum(bench_trace.flops(n, instructions, computations) for n in instructions
+               if instructions[n].opcode in ("dot", "fusion")
+               and not any(n in computations[c] for c in computations if c.startswith("fused")))
+    assert 0 < dots <= step_flops(trainer, state)
