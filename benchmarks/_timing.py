@@ -1,6 +1,7 @@
 """Shared timing helper of the benchmark scripts (run as ``python benchmarks/<script>.py``,
 so this directory is on ``sys.path``)."""
 
+import dataclasses
 import functools
 import os
 import platform
@@ -75,3 +76,14 @@ def costliest_job(recipe: str):
     if not jobs:
         return None
     return max(jobs, key=lambda j: j.train.steps * j.train.batch_size * _param_count(j))
+
+
+def one_seed_trainer(job, **train):
+    """An ``iclab.engine.Trainer`` of ``job`` with one seed, no learning-rate grid and no
+    probes (``train`` overrides further fields of its ``TrainConfig``)."""
+    from iclab.engine import Trainer
+
+    config = dataclasses.replace(job.train, seeds=1, lr_grid=(),
+                                 probes=dataclasses.replace(job.train.probes, every=0),
+                                 **train)
+    return Trainer(job.problem, job.optim, config)

@@ -11,14 +11,12 @@ Usage: python benchmarks/bench_profile.py [RECIPE ...] [--repeats 20]
 """
 
 import argparse
-import dataclasses
 import time
 
 import equinox as eqx
 import jax
 
-from _timing import costliest_job, machine_line, matmul_flops, timed
-from iclab.engine import Trainer
+from _timing import costliest_job, machine_line, matmul_flops, one_seed_trainer, timed
 
 DEFAULT = ("icl-gd", "icl-gd-deep", "mesa", "function-classes", "versatile-lt",
            "induction-heads", "bursty-icl")
@@ -26,10 +24,8 @@ DEFAULT = ("icl-gd", "icl-gd-deep", "mesa", "function-classes", "versatile-lt",
 
 def profile(job, repeats: int) -> dict[str, float]:
     """Seconds per call of each piece (one seed, the job's batch size)."""
-    train = dataclasses.replace(job.train, seeds=1, lr_grid=(), eval_every=10,
-                                probes=dataclasses.replace(job.train.probes, every=0))
-    trainer = Trainer(job.problem, job.optim, train)
-    problem, batch_size = job.problem, train.batch_size
+    trainer = one_seed_trainer(job, eval_every=10)
+    problem, batch_size = job.problem, trainer.train.batch_size
     state = trainer.init()
     params = jax.tree.map(lambda a: a[0], state.params)
     sample = jax.jit(lambda key: problem.sample_batch(key, batch_size))

@@ -37,8 +37,7 @@ import time
 
 import jax
 
-from _timing import costliest_job, machine_line, matmul_flops
-from iclab.engine import Trainer
+from _timing import costliest_job, machine_line, matmul_flops, one_seed_trainer
 
 DEFAULT = ("icl-gd", "icl-gd-deep", "mesa", "function-classes", "versatile-lt",
            "induction-heads", "bursty-icl")
@@ -287,9 +286,7 @@ def self_times(events: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
 def trace_job(job, chunks: int):
     """(seconds per step, {instruction: µs per step}, {instruction: executions per step},
     instructions, computations)."""
-    train = dataclasses.replace(job.train, seeds=1, lr_grid=(), eval_every=CHUNK,
-                                probes=dataclasses.replace(job.train.probes, every=0))
-    trainer = Trainer(job.problem, job.optim, train)
+    trainer = one_seed_trainer(job, eval_every=CHUNK)
     state = trainer.init()
     data = trainer.member_data()
     with trainer.precision():

@@ -71,14 +71,9 @@ def test_a_traced_training_chunk_has_every_phase():
 def test_step_flops_covers_the_dots_of_one_step():
     """XLA's cost analysis of a one-step chunk (the loop body runs once) counts at least
     the FLOPs of the dots this module's HLO reading finds in it."""
-    import dataclasses
+    from _timing import one_seed_trainer, step_flops
 
-    from _timing import step_flops
-    from iclab.engine import Trainer
-
-    job = costliest_job("icl-gd")
-    train = dataclasses.replace(job.train, seeds=1, lr_grid=(), batch_size=64)
-    trainer = Trainer(job.problem, job.optim, train)
+    trainer = one_seed_trainer(costliest_job("icl-gd"), batch_size=64)
     state = trainer.init()
     with trainer.precision():
         compiled = trainer._chunk.lower(state, 1, trainer.member_data()).compile()
