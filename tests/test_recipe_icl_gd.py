@@ -115,6 +115,16 @@ def test_report_rebuilds_the_run_folder_and_an_interrupted_run(tmp_path, capsys)
              "eval.ood_tasks=50", "--seeds", "2", "--out", str(tmp_path)]
     main(["run", "icl-gd", *small])
     run = _only_run(tmp_path)
+    timing = json.loads((run.path / "timing.json").read_text())  # where the time went
+    assert set(timing["phases"]) == {"build_s", "train_s", "measure_s", "report_s"}
+    assert timing["jobs"] and all(t["steps"] == 200 and t["members"] == 2
+                                  for t in timing["jobs"].values())
+    for t in timing["jobs"].values():
+        assert t["compile_s"] > 0 and t["steps_s"] > 0 and t["other_s"] >= 0
+        assert t["compile_s"] + t["steps_s"] + t["other_s"] == pytest.approx(t["fit_s"],
+                                                                              abs=2e-3)
+        assert t["steps_per_s"] == pytest.approx(200 / t["steps_s"], rel=1e-2)
+        assert t["fit_s"] <= timing["phases"]["train_s"]
     before = {name: (run.path / name).read_bytes() for name in
               ("report.html", "claims.json", "checks.json", "figures/loss.svg")}
     for name in before:

@@ -8,6 +8,7 @@ same way for the claims it re-evaluates (1 for an unfinished run).
 """
 
 import dataclasses
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -357,8 +358,29 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
         return 0
     claims, checks = outcome
     _summary(console, recipe.name, mode, claims, checks)
+    if (line := _time_line(run)) is not None:
+        console.print(line, highlight=False)
     console.print(f"report: {run.path / 'report.html'}")
     return _exit_code(claims, checks)
+
+
+def _time_line(run) -> str | None:
+    """One line from the run's ``timing.json``: the phases, and the training's compile
+    share (summed over jobs, which may train side by side)."""
+    try:
+        timing = json.loads((run.path / "timing.json").read_text())
+        phases, jobs = timing["phases"], timing["jobs"].values()
+        compiling = sum(t["compile_s"] for t in jobs)
+        stepping = sum(t["steps_s"] for t in jobs)
+        parts = [f"building {phases['build_s']:.0f} s"] if "build_s" in phases else []
+        if "train_s" in phases:
+            parts.append(f"training {phases['train_s']:.0f} s (jobs: compiling "
+                         f"{compiling:.0f} s, stepping {stepping:.0f} s)")
+        parts += [f"measuring {phases['measure_s']:.0f} s",
+                  f"report {phases['report_s']:.0f} s"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return "time: " + ", ".join(parts) + " (timing.json)"
 
 
 def _plan(console: Console, recipe, config, mode: str, jobs: list) -> None:
@@ -554,7 +576,6 @@ def cmd_runs(cmd: RunsCmd, console: Console) -> int:
 
 
 def cmd_show(cmd: ShowCmd, console: Console) -> int:
-    import json
 
     from iclab._console import claims_table
     from iclab.store import DamagedRun, RunDir, check_run, find_run, state

@@ -341,6 +341,13 @@ class Trainer:
         self._compiled: dict[int, Any] = {}
         self.compile_seconds = 0.0
         """Seconds spent compiling chunk programs (kept out of the steps/s figure)."""
+        self.train_seconds = 0.0
+        """Seconds spent running compiled chunks in ``fit`` (the steps themselves)."""
+        self.fit_seconds = 0.0
+        """Wall seconds of every ``fit`` call: compilation, the steps, and the rest
+        (evaluation, probes, metric rows and checkpoints)."""
+        self.steps_trained = 0
+        """Steps ``fit`` ran in this process (a resumed run counts from its checkpoint)."""
         self._evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, None)))
         self._evaluate_groups = jax.jit(jax.vmap(jax.vmap(
             self._evaluate_data, in_axes=(0, None, None)), in_axes=(0, 0, 0)))
@@ -539,6 +546,13 @@ class Trainer:
         its metrics recorded at that step; its later evaluations and its final ones read
         NaN, and its model (``models``) is the last finite one.
         """
+        began = time.perf_counter()
+        try:
+            return self._fit(eval_data, run, progress, state, tag, stop, log)
+        finally:
+            self.fit_seconds += time.perf_counter() - began
+
+    def _fit(self, eval_data, run, progress, state, tag, stop, log) -> TrainState:
         state = self.init() if state is None else state
         ckpt = f"checkpoint-{tag}" if tag else "checkpoint"
         if run is not None and run.checkpoint_step(ckpt) is not None:
@@ -557,7 +571,10 @@ class Trainer:
             start = time.perf_counter()
             state, losses = program(state)
             losses = np.asarray(losses)  # the one host sync per chunk
-            rate = length / (time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self.train_seconds += took
+            self.steps_trained += length
+            rate = length / took
             metrics = self._with_probes(step + length, state,
                                         self.evaluate(state, eval_data, halted_as_nan=False))
             new = _divergences(losses, metrics, step, diverged)

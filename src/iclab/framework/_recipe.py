@@ -62,7 +62,9 @@ class TrainedJob:
     """A job after training: its models (one per seed, in seed order), the seeds, the
     final evaluation (metric → per-seed array), the step it stopped at, its metric history
     (step, seed, metric, value; names without the tag; read from the run folder when there
-    is one, so a resumed run sees the whole history), and the job."""
+    is one, so a resumed run sees the whole history), the job, and where its training time
+    went in this process (``timing``: steps, and seconds compiling, stepping and the rest;
+    shared by the jobs of one packed program)."""
 
     job: Job
     models: list
@@ -70,6 +72,7 @@ class TrainedJob:
     final: dict[str, np.ndarray]
     step: int
     history: Any = None
+    timing: dict | None = None
 
     def curves(self, metric: str):
         """One metric's history as a table: index step, one column per seed."""
@@ -233,8 +236,21 @@ def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None 
                 seeds=[job.train.seed + k for k in range(s)],
                 final={k: np.asarray(v)[part] for k, v in final.items()},
                 step=int(state.step[0]), history=_tagged(history, member.tag,
-                                                         everything is not None))
+                                                         everything is not None),
+                timing=_timing(trainer, len(job.packed or (job,))))
     return out
+
+
+def _timing(trainer, packed: int) -> dict:
+    """Where a trainer's time went in this process (``TrainedJob.timing``)."""
+    steps, stepping = trainer.steps_trained, trainer.train_seconds
+    return {"steps": steps, "members": trainer.members, "packed": packed,
+            "fit_s": round(trainer.fit_seconds, 3),
+            "compile_s": round(trainer.compile_seconds, 3),
+            "steps_s": round(stepping, 3),
+            "other_s": round(max(trainer.fit_seconds - trainer.compile_seconds - stepping,
+                                 0.0), 3),
+            "steps_per_s": round(steps / stepping, 2) if stepping > 0 else None}
 
 
 def _tagged(history, tag: str, shared: bool):

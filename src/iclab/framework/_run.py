@@ -2,6 +2,7 @@
 
 import datetime as _dt
 import platform
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -142,8 +143,10 @@ def _warner(console):
 def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
     if trained is not None:
         return _measure(recipe, config, run, console, trained)
+    began = time.perf_counter()
     if jobs is None:
         jobs = build_jobs(recipe, config, model, pack=bool(run.config().get("pack")))
+    built = time.perf_counter()
     if executor is not None and executor.kind != "local":
         from iclab.framework._executors import dispatch
 
@@ -157,20 +160,35 @@ def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
             rows = run.metrics()
             run.sinks.log({c: rows[c].tolist() for c in ("step", "seed", "metric", "value")})
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
-    return _measure(recipe, config, run, console, trained)
+    phases = {"build_s": built - began, "train_s": time.perf_counter() - built}
+    return _measure(recipe, config, run, console, trained, phases)
 
 
-def _measure(recipe, config, run, console, trained):
+def _measure(recipe, config, run, console, trained, phases=None):
     if console is not None:
         console.print("measuring …")
+    began = time.perf_counter()
     write_tables(run, recipe.measure(config, trained))
+    measured = time.perf_counter()
     run.set_status("running", finished=_dt.datetime.now().isoformat(timespec="seconds"),
                    machine=machine())
     claims, checks = render(run, recipe)
+    write_timing(run, trained, {**(phases or {}), "measure_s": measured - began,
+                                "report_s": time.perf_counter() - measured})
     run.set_status("complete", claims_passed=sum(c["passed"] for c in claims),
                    claims_total=len(claims), checks_passed=sum(c["passed"] for c in checks),
                    checks_total=len(checks))
     return claims, checks
+
+
+def write_timing(run, trained: dict, phases: dict) -> None:
+    """``timing.json``: where this process's time went — the run's phases (building the
+    jobs, training them, measuring) and each job's ``TrainedJob.timing``. Not a result:
+    it differs from run to run, and a resumed run records only what it did itself."""
+    run.write_json("timing.json", {
+        "machine": machine(),
+        "phases": {k: round(v, 3) for k, v in phases.items()},
+        "jobs": {tag: t.timing for tag, t in trained.items() if t.timing is not None}})
 
 
 def build_jobs(recipe: Recipe, config: Any, model: Callable | None = None,
