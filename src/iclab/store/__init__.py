@@ -15,6 +15,8 @@ Layout of ``<root>/<recipe>/<run_id>/``::
     checks.json        the same for the checks (hold by construction; not claims)
     figures/*.svg      the report's figures
     report.html        self-contained report
+    timing.json        where the last process's time went: its phases and, per job, the
+                       steps and seconds compiling, stepping and the rest (not a result)
 """
 
 from iclab.store._health import DamagedRunWarning as DamagedRunWarning
