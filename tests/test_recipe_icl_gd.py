@@ -116,7 +116,7 @@ def test_report_rebuilds_the_run_folder_and_an_interrupted_run(tmp_path, capsys)
     main(["run", "icl-gd", *small])
     run = _only_run(tmp_path)
     timing = json.loads((run.path / "timing.json").read_text())  # where the time went
-    assert set(timing["phases"]) == {"build_s", "train_s", "measure_s", "report_s"}
+    assert set(timing["phases"]) == {"prepare_s", "train_s", "measure_s", "report_s"}
     assert timing["jobs"] and all(t["steps"] == 200 and t["members"] == 2
                                   for t in timing["jobs"].values())
     for t in timing["jobs"].values():

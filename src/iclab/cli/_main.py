@@ -282,10 +282,12 @@ def _failed(run, err: BaseException) -> int:
 
 
 def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
-    import jax
+    import time
 
-    # Claims compare float32 computations at ~1e-5: no TF32 / bf16 matmul passes on GPUs.
-    jax.config.update("jax_default_matmul_precision", "highest")
+    from iclab.framework._run import configure_jax
+
+    began = time.perf_counter()
+    configure_jax()
     from iclab.engine import default_workers
     from iclab.framework import execute, prepare
     from iclab.framework._preflight import check_environment, check_memory
@@ -336,7 +338,8 @@ def cmd_run(cmd: RunCmd, console: Console, argv: list[str]) -> int:
     previous = _terminate_like_ctrl_c()
     try:
         outcome = execute(recipe, config, run, console=console, jobs=jobs,
-                          executor=cmd.executor, tracking=cmd.tracking)
+                          executor=cmd.executor, tracking=cmd.tracking,
+                          prepared_s=time.perf_counter() - began)
     except RunBusy as err:
         return _fail(console, str(err))
     except KeyboardInterrupt:
@@ -372,7 +375,8 @@ def _time_line(run) -> str | None:
         phases, jobs = timing["phases"], timing["jobs"].values()
         compiling = sum(t["compile_s"] for t in jobs)
         stepping = sum(t["steps_s"] for t in jobs)
-        parts = [f"building {phases['build_s']:.0f} s"] if "build_s" in phases else []
+        parts = [f"{name} {phases[key]:.0f} s" for key, name in
+                 (("prepare_s", "preparing"), ("build_s", "building")) if key in phases]
         if "train_s" in phases:
             parts.append(f"training {phases['train_s']:.0f} s (jobs: compiling "
                          f"{compiling:.0f} s, stepping {stepping:.0f} s)")
@@ -478,9 +482,9 @@ def _sweep_table(console: Console, root: Path, sweep_id: str) -> "object":
 
 
 def cmd_sweep(cmd: SweepCmd, console: Console, argv: list[str]) -> int:
-    import jax
+    from iclab.framework._run import configure_jax
 
-    jax.config.update("jax_default_matmul_precision", "highest")  # as iclab run
+    configure_jax()  # as iclab run
     from iclab.framework._sweep import Sweep, resolve, run_sweep
 
     sweep = Sweep(cmd.recipe, quick=cmd.quick, seeds=cmd.seeds, base=cmd.set, grid=cmd.grid,

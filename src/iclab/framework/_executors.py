@@ -148,9 +148,9 @@ def train_shard(run_path: str, tags: Sequence[str]) -> dict[str, int]:
     This is what every executor but ``local`` runs in its worker processes. It needs
     nothing but the run folder: the recipe and config are rebuilt from ``config.json``.
     """
-    import jax
+    from iclab.framework._run import configure_jax
 
-    jax.config.update("jax_default_matmul_precision", "highest")  # as ``iclab run``
+    configure_jax()  # as ``iclab run``
     from iclab.config import from_dict, validate
     from iclab.engine import FitJob, fit_concurrently
     from iclab.framework._recipe import saved_recipe

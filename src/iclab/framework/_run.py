@@ -9,6 +9,50 @@ from typing import Any
 from iclab.framework._recipe import Recipe, train_jobs
 from iclab.framework._report import render, write_tables
 
+COMPILE_CACHE_MAX_BYTES = 2 * 2**30
+
+
+def compile_cache_dir():
+    """Where ``iclab run`` keeps compiled programs between processes: ``$ICLAB_COMPILE_CACHE``
+    (a folder; "off" or "0": none), else ``$XDG_CACHE_HOME/iclab/xla`` (default
+    ``~/.cache/iclab/xla``). A ``Path``, or None when off."""
+    import os
+    from pathlib import Path
+
+    value = os.environ.get("ICLAB_COMPILE_CACHE")
+    if value is not None and value.strip().lower() in ("", "0", "off", "false", "no"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "iclab" / "xla"
+
+
+def configure_jax() -> None:
+    """JAX as every iclab process that trains uses it: exact float32 matmuls (no TF32 or
+    bf16 passes on GPUs: claims compare float32 computations at ~1e-5), and JAX's
+    persistent compilation cache in ``compile_cache_dir()`` (least recently used entries
+    evicted beyond 2 GiB), so a resumed run, a repeated one, a worker process and sweep
+    points that differ only in injected hyperparameters load their programs instead of
+    compiling them again. A cached program is the compiled program itself: the numbers do
+    not change. A cache set by the user (``JAX_COMPILATION_CACHE_DIR``) is left as it is;
+    a folder that cannot be created means no cache. Call it before the first compilation."""
+    import os
+
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "highest")
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return
+    path = compile_cache_dir()
+    if path is None:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_compilation_cache_max_size", COMPILE_CACHE_MAX_BYTES)
+
 
 def machine() -> str:
     """``arch · CPU count · Python · jax backend`` of this process."""
@@ -73,7 +117,7 @@ def one_line(err: BaseException) -> str:
 
 def execute(recipe: Recipe, config: Any, run, console=None,
             model: Callable | None = None, jobs: list | None = None, executor=None,
-            tracking=None, trained: dict | None = None
+            tracking=None, trained: dict | None = None, prepared_s: float | None = None
             ) -> tuple[list[dict], list[dict]] | None:
     """Train the recipe's jobs (resuming each from its checkpoint in ``run``), write the
     measured tables, evaluate the spec and render the report; mark the run complete.
@@ -100,6 +144,8 @@ def execute(recipe: Recipe, config: Any, run, console=None,
             of jobs trained by another executor are sent once they finished.
         trained: the jobs already trained ({tag: TrainedJob}, e.g. packed with other runs'
             jobs, their metrics written): only measured here.
+        prepared_s: seconds the caller spent before (checking the config and building
+            ``jobs``), recorded in ``timing.json`` as ``prepare_s``.
 
     Returns:
         The evaluated claims and checks (rows of ``claims.json`` / ``checks.json``), or
@@ -113,7 +159,9 @@ def execute(recipe: Recipe, config: Any, run, console=None,
         if tracking is not None and tracking.track:
             run.sinks = tracking.open(run, warn=_warner(console))
         try:
-            return _execute(recipe, config, run, console, model, jobs, executor, trained)
+            phases = {} if prepared_s is None else {"prepare_s": prepared_s}
+            return _execute(recipe, config, run, console, model, jobs, executor, trained,
+                            phases)
         except KeyboardInterrupt:
             run.set_status("interrupted")
             raise
@@ -140,12 +188,13 @@ def _warner(console):
     return warn
 
 
-def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
+def _execute(recipe, config, run, console, model, jobs, executor, trained, phases):
     if trained is not None:
-        return _measure(recipe, config, run, console, trained)
+        return _measure(recipe, config, run, console, trained, phases)
     began = time.perf_counter()
-    if jobs is None:
+    if jobs is None:  # (``iclab run`` builds them before the run folder: not timed here)
         jobs = build_jobs(recipe, config, model, pack=bool(run.config().get("pack")))
+        phases["build_s"] = time.perf_counter() - began
     built = time.perf_counter()
     if executor is not None and executor.kind != "local":
         from iclab.framework._executors import dispatch
@@ -160,7 +209,7 @@ def _execute(recipe, config, run, console, model, jobs, executor, trained=None):
             rows = run.metrics()
             run.sinks.log({c: rows[c].tolist() for c in ("step", "seed", "metric", "value")})
     trained = train_jobs(jobs, run=run, console=console, workers=recipe.workers)
-    phases = {"build_s": built - began, "train_s": time.perf_counter() - built}
+    phases["train_s"] = time.perf_counter() - built
     return _measure(recipe, config, run, console, trained, phases)
 
 
@@ -182,8 +231,9 @@ def _measure(recipe, config, run, console, trained, phases=None):
 
 
 def write_timing(run, trained: dict, phases: dict) -> None:
-    """``timing.json``: where this process's time went — the run's phases (building the
-    jobs, training them, measuring) and each job's ``TrainedJob.timing``. Not a result:
+    """``timing.json``: where this process's time went — the run's phases (preparing: the
+    config checked and the jobs built before ``execute``; building the jobs when built in
+    it; training them, measuring, the report) and each job's ``TrainedJob.timing``. Not a result:
     it differs from run to run, and a resumed run records only what it did itself."""
     run.write_json("timing.json", {
         "machine": machine(),
