@@ -18,6 +18,7 @@ from iclab.engine import (
     default_workers,
     fit_concurrently,
     make_optimizer,
+    map_concurrently,
 )
 from iclab.solvers import tune_gd_lr
 from iclab.store import RunDir
@@ -193,6 +194,25 @@ def test_concurrent_training_equals_one_at_a_time(tmp_path):
     assert not tree_allclose(alone[0].params, alone[1].params)
     assert {run.checkpoint_step(f"checkpoint-m{s}") for s in range(2)} == {60}
     assert {m.split("/")[0] for m in run.metrics().metric.unique()} == {"m0", "m1"}
+
+
+def test_map_concurrently_equals_the_serial_loop_and_raises_the_first_error():
+    """Baseline fits side by side (threads) give the serial loop's numbers, in order."""
+    batch = eval_batch()
+    fit = lambda steps: tune_gd_lr(batch, steps=steps)
+    serial = [fit(k) for k in (1, 2, 3)]
+    assert map_concurrently(fit, [1, 2, 3], workers=2) == serial  # bit for bit, in order
+    assert map_concurrently(fit, [1, 2, 3], workers=1) == serial
+
+    def fails(k):
+        if k == 2:
+            raise ValueError("two")
+        return k
+
+    with pytest.raises(ValueError, match="two"):
+        map_concurrently(fails, [1, 2, 3], workers=2)
+    with pytest.raises(ConfigError, match="workers"):
+        map_concurrently(fit, [1], workers=0)
 
 
 def test_concurrent_training_stops_the_others_on_failure_and_resumes(tmp_path):

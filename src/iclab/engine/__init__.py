@@ -3,6 +3,7 @@
 from iclab.engine._concurrent import FitJob as FitJob
 from iclab.engine._concurrent import default_workers as default_workers
 from iclab.engine._concurrent import fit_concurrently as fit_concurrently
+from iclab.engine._concurrent import map_concurrently as map_concurrently
 from iclab.engine._coordinates import coordinate_check as coordinate_check
 from iclab.engine._coordinates import coordinate_frame as coordinate_frame
 from iclab.engine._coordinates import coordinate_setup as coordinate_setup

@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from iclab.config import ConfigError, check_positive_int
-from iclab.engine import OptimConfig, TrainConfig, regression_loss, regression_problem
+from iclab.engine import (
+    OptimConfig,
+    TrainConfig,
+    map_concurrently,
+    regression_loss,
+    regression_problem,
+)
 from iclab.framework import Claim, Figure, Job, Recipe, Section, reference
 from iclab.instruments import (
     implicit_linear_weights,
@@ -64,6 +70,7 @@ from iclab.solvers import (
     ridge_weights,
     tune_const_ridge,
     tune_gd_lr,
+    tune_gdpp_tied,
 )
 from iclab.solvers import gd_loss as gd_loss_fn
 from iclab.tasks import LinearRegressionTask, RegressionEvalConfig, to_tokens
@@ -235,26 +242,30 @@ def tag(depth: int, recurrent: bool) -> str:
 def experiment(config: IclGdDeepConfig, model=None) -> list[Job]:
     task = config.task
     eval_batch = task.sample_batch(jax.random.key(config.eval.seed), config.eval.tasks)
+    # the baselines: tuned GD per depth, and GD++ per depth and family, fitted side by side
+    cells = [(depth, rec) for depth in config.depths for rec in config.families()]
+    tuned = dict(zip(config.depths, map_concurrently(
+        lambda k: (tune_gd_lr(eval_batch, steps=k), tune_gdpp_tied(eval_batch, k)),
+        config.depths), strict=True))
+    fits = map_concurrently(lambda cell: fit_gdpp(
+        task, eval_batch, cell[0], recurrent=cell[1], adam_steps=config.gdpp.adam_steps,
+        batch_size=config.gdpp.batch_size, lr=config.gdpp.lr, seed=config.train.seed,
+        tied=tuned[cell[0]][1]), cells)
     jobs = []
-    for depth in config.depths:
-        gd_lr, gd_loss = tune_gd_lr(eval_batch, steps=depth)
-        for rec in config.families():
-            gdpp = fit_gdpp(task, eval_batch, depth, recurrent=rec,
-                            adam_steps=config.gdpp.adam_steps,
-                            batch_size=config.gdpp.batch_size, lr=config.gdpp.lr,
-                            seed=config.train.seed)
-            if model is None:
-                model_config = config.model_for(depth, rec)
-                init = lambda key, c=model_config: LSATransformer(c, key=key)
-            else:
-                init = lambda key, k=depth: model(key, d=task.d, depth=k,
-                                                  n_context=task.n_context)
-            kind = "" if rec else ", non-recurrent"
-            jobs.append(Job(tag(depth, rec), regression_problem(task, init),
-                            config.optim_for(depth), config.train, eval_data=eval_batch,
-                            label=f"LSA, {depth} layers{kind}", cost=depth,
-                            info={"gd_lr": gd_lr, "gd_loss": gd_loss, "gdpp": gdpp,
-                                  "recurrent": rec}))
+    for (depth, rec), gdpp in zip(cells, fits, strict=True):
+        (gd_lr, gd_loss), _ = tuned[depth]
+        if model is None:
+            model_config = config.model_for(depth, rec)
+            init = lambda key, c=model_config: LSATransformer(c, key=key)
+        else:
+            init = lambda key, k=depth: model(key, d=task.d, depth=k,
+                                              n_context=task.n_context)
+        kind = "" if rec else ", non-recurrent"
+        jobs.append(Job(tag(depth, rec), regression_problem(task, init),
+                        config.optim_for(depth), config.train, eval_data=eval_batch,
+                        label=f"LSA, {depth} layers{kind}", cost=depth,
+                        info={"gd_lr": gd_lr, "gd_loss": gd_loss, "gdpp": gdpp,
+                              "recurrent": rec}))
     return jobs
 
 

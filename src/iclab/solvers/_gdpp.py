@@ -42,11 +42,14 @@ def tune_gdpp_tied(batch: RegressionExample, steps: int) -> tuple[float, float, 
 
 def fit_gdpp(task: LinearRegressionTask, batch: RegressionExample, steps: int,
              recurrent: bool = True, adam_steps: int = 1000, batch_size: int = 2048,
-             lr: float = 1e-3, seed: int = 0) -> DiagonalLSA:
+             lr: float = 1e-3, seed: int = 0, tied: tuple | None = None) -> DiagonalLSA:
     """GD++ with tuned step sizes: ``tune_gdpp_tied`` on ``batch``, then ``adam_steps``
     of Adam(lr, b2 = 0.999) on fresh tasks of ``task`` (the reference's
-    ``pre_train_gd_hps``). Returns the tuned model."""
-    eta, gamma, _ = tune_gdpp_tied(batch, steps)
+    ``pre_train_gd_hps``). Returns the tuned model.
+
+    ``tied``: the result of ``tune_gdpp_tied(batch, steps)`` when already computed (it
+    does not depend on ``recurrent``, so a recurrent and a non-recurrent fit share it)."""
+    eta, gamma, _ = tune_gdpp_tied(batch, steps) if tied is None else tied
     n = task.n_context
     pair = jnp.array([-gamma, 0.0, -eta / n, 0.0])
     omegas = jnp.tile(pair, (1 if recurrent else steps, 1))
