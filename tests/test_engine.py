@@ -196,41 +196,6 @@ def test_concurrent_training_equals_one_at_a_time(tmp_path):
     assert {m.split("/")[0] for m in run.metrics().metric.unique()} == {"m0", "m1"}
 
 
-def test_a_job_marked_alone_trains_after_the_others_with_nothing_beside_it():
-    batch = eval_batch()
-    running, overlaps = [], []
-
-    def watch(tag):
-        def stop(step, metrics):
-            overlaps.append((tag, tuple(running)))
-            return False
-        return stop
-
-    jobs = [FitJob(small_trainer(seed=s), batch, tag=f"m{s}", stop=watch(f"m{s}"),
-                   alone=s == 0) for s in range(3)]
-    original = Trainer.fit
-
-    def fit(self, *args, tag="", **kwargs):
-        running.append(tag)
-        try:
-            return original(self, *args, tag=tag, **kwargs)
-        finally:
-            running.remove(tag)
-
-    Trainer.fit = fit
-    try:
-        states = fit_concurrently(jobs, workers=2)
-    finally:
-        Trainer.fit = original
-    alone = [others for tag, others in overlaps if tag == "m0"]
-    assert alone and all(others == ("m0",) for others in alone)  # nothing beside it
-    assert [tag for tag, _ in overlaps].index("m0") > max(
-        i for i, (tag, _) in enumerate(overlaps) if tag != "m0")  # after the others
-    serial = fit_concurrently(jobs, workers=1)
-    for a, b in zip(states, serial, strict=True):  # in the order of the jobs
-        assert tree_allclose(a.params, b.params, rtol=0, atol=0)
-
-
 def test_map_concurrently_equals_the_serial_loop_and_raises_the_first_error():
     """Baseline fits side by side (threads) give the serial loop's numbers, in order."""
     batch = eval_batch()

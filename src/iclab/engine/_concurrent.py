@@ -42,8 +42,6 @@ class FitJob:
         stop: optional early-stopping rule (see ``Trainer.fit``).
         cost: relative cost (e.g. steps × batch × layers). Jobs start in decreasing cost,
             so that the longest do not run alone at the end.
-        alone: train it with no other job beside it, after the others (a program that
-            must not share the XLA:CPU thread pool, see the module's warning).
     """
 
     trainer: Trainer
@@ -52,7 +50,6 @@ class FitJob:
     label: str = ""
     stop: Callable[[int, dict], bool] | None = None
     cost: float = 1.0
-    alone: bool = False
 
 
 def default_workers() -> int:
@@ -143,22 +140,13 @@ def fit_concurrently(jobs: Sequence[FitJob], run=None, console=None,
         return state
 
     def fit_all(add_bar) -> list[TrainState]:
-        shared = [i for i, job in enumerate(jobs) if not job.alone]
-        if workers == 1 or len(shared) <= 1:  # (a recipe that trains nothing: no jobs)
+        if workers == 1 or len(jobs) <= 1:  # (a recipe that trains nothing: no jobs)
             return [fit(job, add_bar) for job in jobs]
-        states = dict(zip(shared, fit_side_by_side([jobs[i] for i in shared], add_bar),
-                          strict=True))
-        for i, job in enumerate(jobs):  # then each job that trains alone, in order
-            if job.alone:
-                states[i] = fit(job, add_bar)
-        return [states[i] for i in range(len(jobs))]
-
-    def fit_side_by_side(group, add_bar) -> list[TrainState]:
-        pool = ThreadPoolExecutor(min(workers, len(group)))
-        order = sorted(range(len(group)), key=lambda i: -group[i].cost)  # stable: ties keep order
-        futures = [None] * len(group)
+        pool = ThreadPoolExecutor(min(workers, len(jobs)))
+        order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # stable: ties keep order
+        futures = [None] * len(jobs)
         for i in order:
-            futures[i] = pool.submit(fit, group[i], add_bar)
+            futures[i] = pool.submit(fit, jobs[i], add_bar)
         for future in futures:  # a failed job stops the others at once
             future.add_done_callback(lambda f: f.cancelled() or f.exception() is None
                                      or cancelled.set())

@@ -34,8 +34,6 @@ class Job:
             evaluation on problems of one ``Packable`` family (e.g. one per noise level):
             with ``iclab run --pack`` they train as one program (``pack_jobs``).
         packed: set by ``pack_jobs``: the jobs this one trains together.
-        alone: trained with no other job beside it, after the others (see
-            ``iclab.engine.FitJob``).
     """
 
     tag: str
@@ -49,7 +47,6 @@ class Job:
     info: dict = field(default_factory=dict)
     pack: str = ""
     packed: tuple = ()
-    alone: bool = False
 
     def trainer(self) -> Trainer:
         """Its trainer (of every job it packs, one group each)."""
@@ -223,7 +220,7 @@ def train_jobs(jobs: Sequence[Job], run=None, console=None, workers: int | None 
 
     trainers = [job.trainer() for job in jobs]
     fit_jobs = [FitJob(trainer, job.eval_data, tag=job.tag, label=job.label or job.tag
-                       or "training", stop=job.stop, cost=job.cost, alone=job.alone)
+                       or "training", stop=job.stop, cost=job.cost)
                 for trainer, job in zip(trainers, jobs, strict=True)]
     states = fit_concurrently(fit_jobs, run=run, console=console, workers=workers)
     everything = run.metrics() if run is not None else None
