@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test venv lint bench bench-all slow docs clean
+.PHONY: run test venv lint bench bench-all bench-quick slow docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench-all: bench
 	$(BIN)/python benchmarks/bench_concurrent.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_pack.py
+
+# the eight in-context quick modes one after the other, and where each one's time went
+# (issue "Performance": at most 20 minutes together; 90 minutes on a slow 2-core VM)
+bench-quick: venv
+	$(BIN)/python benchmarks/bench_quick.py
 
 # the docs site (mkdocs-material + mkdocstrings, the API from the docstrings), offline,
 # strict: any warning fails the build
