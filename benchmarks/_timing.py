@@ -65,14 +65,28 @@ def _param_count(job) -> int:
 
 
 @functools.cache
-def costliest_job(recipe: str):
-    """The job of ``recipe``'s quick mode with the most steps × batch × parameters (the
-    one that dominates its time), or None if it trains nothing."""
+def recipe_jobs(recipe: str, mode: str = "quick") -> tuple:
+    """The jobs ``recipe`` trains in ``mode`` (``quick`` or ``full``)."""
     from iclab.framework import recipes
     from iclab.framework._run import build_jobs
 
     spec = recipes()[recipe]
-    jobs = build_jobs(spec, spec.quick())
+    return tuple(build_jobs(spec, spec.quick() if mode == "quick" else spec.full()))
+
+
+def costliest_job(recipe: str, mode: str = "quick", tag: str | None = None):
+    """The job of ``recipe``'s ``mode`` with the most steps × batch × parameters (the
+    one that dominates its time), or the job named ``tag``; None if it trains nothing.
+
+    Raises:
+        SystemExit: no job is named ``tag`` (the message lists the tags)."""
+    jobs = recipe_jobs(recipe, mode)
+    if tag is not None:
+        named = [j for j in jobs if j.tag == tag]
+        if not named:
+            raise SystemExit(f"{recipe} ({mode}) has no job {tag!r}; its jobs: "
+                             + ", ".join(j.tag for j in jobs))
+        return named[0]
     if not jobs:
         return None
     return max(jobs, key=lambda j: j.train.steps * j.train.batch_size * _param_count(j))

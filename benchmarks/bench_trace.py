@@ -22,6 +22,7 @@ body kernels are not counted twice) summed over threads; they are printed per tr
 step and as shares of the kernels' total.
 
 Usage: python benchmarks/bench_trace.py [RECIPE ...] [--chunks 3] [--top 5]
+       [--mode quick|full] [--job TAG]
 """
 
 import argparse
@@ -319,12 +320,16 @@ def main():
     parser.add_argument("recipes", nargs="*", default=list(DEFAULT))
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--mode", choices=("quick", "full"), default="quick",
+                        help="the recipe's mode whose job is traced")
+    parser.add_argument("--job", default=None,
+                        help="trace the job with this tag instead of the costliest")
     args = parser.parse_args()
     print(machine_line())
     peak = matmul_flops()
     print(f"float32 matmul peak (1024³): {peak / 1e9:.1f} GFLOP/s")
     for name in args.recipes:
-        job = costliest_job(name)
+        job = costliest_job(name, args.mode, args.job)
         if job is None:
             print(f"\n{name}: trains nothing")
             continue
@@ -335,7 +340,7 @@ def main():
         table = collections.defaultdict(float)
         for op, t in times.items():
             table[phase[op], kinds_of[op]] += t
-        print(f"\n{name} / {job.tag or 'model'} (batch {job.train.batch_size}): "
+        print(f"\n{name} ({args.mode}) / {job.tag or 'model'} (batch {job.train.batch_size}): "
               f"{1e3 * step:.2f} ms per step wall, kernels {total / 1e3:.2f} ms "
               f"(summed over threads)")
         kinds = [k for k in KINDS if any(table[p, k] for p in PHASES)]

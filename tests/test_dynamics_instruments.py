@@ -43,7 +43,7 @@ from iclab.instruments import (
                                     "iclab.instruments._curvature", "iclab.instruments._ntk",
                                     "iclab.instruments._trajectory", "iclab.engine._memory",
                                     "iclab.engine._optim", "iclab.engine._data",
-                                    "iclab.engine._concurrent",
+                                    "iclab.engine._concurrent", "iclab.models._rows",
                                     "iclab.tasks._modular", "iclab.tasks._parity",
                                     "iclab.config"])
 def test_docstring_examples_run(module):

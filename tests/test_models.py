@@ -386,3 +386,34 @@ def test_token_sensitivities_of_a_copy_and_of_the_identity():
     assert float(token_sensitivities(lambda t: t, tokens)["next"]) == pytest.approx(0.0)
     mixed = lambda t: t + jnp.mean(t[:-1], axis=0, keepdims=True)  # every token reads all
     assert float(token_sensitivities(mixed, tokens)["other"]) == pytest.approx(np.sqrt(3) / 6)
+
+
+def test_on_rows_is_the_layer_on_every_row_against_numpy(key):
+    """``on_rows`` (the models' row-major Linear/MLP) against float64 numpy and ``vmap``."""
+    from iclab.models import on_rows
+
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    x = jax.random.normal(k1, (3, 5, 4))
+    gelu = lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))
+    as64 = lambda a: np.asarray(a, np.float64)
+    mlp = eqx.nn.MLP(4, 6, 16, depth=2, activation=jax.nn.gelu, key=k2)
+    h = as64(x)
+    for layer in mlp.layers[:-1]:
+        h = gelu(h @ as64(layer.weight).T + as64(layer.bias))
+    expected = h @ as64(mlp.layers[-1].weight).T + as64(mlp.layers[-1].bias)
+    np.testing.assert_allclose(on_rows(mlp, x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(on_rows(mlp, x), jax.vmap(jax.vmap(mlp))(x), rtol=1e-5,
+                               atol=1e-6)
+    plain = eqx.nn.Linear(4, 7, use_bias=False, key=k3)
+    np.testing.assert_allclose(on_rows(plain, x), as64(x) @ as64(plain.weight).T,
+                               rtol=1e-5, atol=1e-5)
+    # layers with a "scalar" end fall back to vmap, the leading axes kept
+    scalar_in = eqx.nn.Linear("scalar", 3, key=k4)
+    assert on_rows(scalar_in, x[..., 0]).shape == (3, 5, 3)
+    np.testing.assert_allclose(on_rows(scalar_in, x[..., 0]),
+                               jax.vmap(jax.vmap(scalar_in))(x[..., 0]), rtol=1e-6)
+    scalar_out = eqx.nn.MLP(4, "scalar", 8, depth=1, key=k4)
+    np.testing.assert_allclose(on_rows(scalar_out, x), jax.vmap(jax.vmap(scalar_out))(x),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="eqx.nn.Linear or eqx.nn.MLP"):
+        on_rows(eqx.nn.LayerNorm(4), x)

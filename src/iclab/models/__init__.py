@@ -51,6 +51,7 @@ from iclab.models._mlp import TokenMLPConfig as TokenMLPConfig
 from iclab.models._resmlp import Branch as Branch
 from iclab.models._resmlp import ResidualMLP as ResidualMLP
 from iclab.models._resmlp import ResidualMLPConfig as ResidualMLPConfig
+from iclab.models._rows import on_rows as on_rows
 from iclab.models._sigma_reparam import SpectralScale as SpectralScale
 
 __all__ = [  # the public API (what the docs site renders)
@@ -105,5 +106,6 @@ __all__ = [  # the public API (what the docs site renders)
     "Branch",
     "ResidualMLP",
     "ResidualMLPConfig",
+    "on_rows",
     "SpectralScale",
 ]

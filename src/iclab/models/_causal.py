@@ -34,6 +34,7 @@ from iclab.models._interface import (
     StatefulModel,
     roles_by_path,
 )
+from iclab.models._rows import on_rows
 from iclab.models._sigma_reparam import (
     GAMMA_INITS,
     SpectralScale,
@@ -436,9 +437,9 @@ class CausalTransformer(ResidualStreamModel, AttentionPatternModel, ParameterRol
                 else None
             h = self._norm(2 * i, h + layer(x, qk)) if post else h + layer(x, qk)
             if self.mlps and post:
-                h = self._norm(2 * i + 1, h + jax.vmap(self._mlp(i))(h))
+                h = self._norm(2 * i + 1, h + on_rows(self._mlp(i), h))
             elif self.mlps:
-                h = h + jax.vmap(self._mlp(i))(self._norm(2 * i + 1, h))
+                h = h + on_rows(self._mlp(i), self._norm(2 * i + 1, h))
             if c.clip:
                 h = jnp.clip(h, -c.clip, c.clip)
             stream.append(h)

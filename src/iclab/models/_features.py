@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab.models._lsa import LSATransformer, LSATransformerConfig
+from iclab.models._rows import on_rows
 
 
 class Embedding(eqx.Module):
@@ -32,7 +33,7 @@ class Embedding(eqx.Module):
 
     def __call__(self, x: Float[Array, "t d"]) -> Float[Array, "t m"]:
         h = x @ self.proj
-        return h + jax.vmap(self.mlp)(h)
+        return h + on_rows(self.mlp, h)
 
 
 def _feature_tokens(embed: Embedding, tokens: Float[Array, "t dim"]) -> Float[Array, "t m+1"]:

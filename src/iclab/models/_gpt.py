@@ -31,6 +31,7 @@ from iclab.models._interface import (
     replace_static,
     roles_by_path,
 )
+from iclab.models._rows import on_rows
 from iclab.models._sigma_reparam import GAMMA_INITS, SpectralScale, reparametrised
 
 NORM_POSITIONS = ("pre", "post", "none")
@@ -147,7 +148,7 @@ class _Block(eqx.Module):
         norm = (lambda ln, x: x) if self.norm_position == "none" else (
             lambda ln, x: jax.vmap(ln)(x))
         x = norm(self.ln1, h) if self.norm_position == "pre" else h
-        q, k, v = jnp.split(jax.vmap(qkv)(x), 3, axis=-1)
+        q, k, v = jnp.split(on_rows(qkv, x), 3, axis=-1)
         split = lambda a: a.reshape(t, self.heads, w // self.heads).transpose(1, 0, 2)
         q, k, v = split(q) * multipliers.logit, split(k), split(v)  # (H, T, W/H)
         if self.attention == "shaped":
@@ -160,11 +161,11 @@ class _Block(eqx.Module):
         mixed = jnp.einsum("hqk,hkc->qhc", pattern, v).reshape(t, w)
         add = (lambda h, f: h + c * f) if self.residual else (lambda h, f: c * f)
         if self.norm_position == "post":
-            h = norm(self.ln1, add(h, jax.vmap(out)(mixed)))
-            return pattern, norm(self.ln2, add(h, jax.vmap(mlp)(h)))
-        h = add(h, jax.vmap(out)(mixed))
+            h = norm(self.ln1, add(h, on_rows(out, mixed)))
+            return pattern, norm(self.ln2, add(h, on_rows(mlp, h)))
+        h = add(h, on_rows(out, mixed))
         x = norm(self.ln2, h) if self.norm_position == "pre" else h
-        return pattern, add(h, jax.vmap(mlp)(x))
+        return pattern, add(h, on_rows(mlp, x))
 
 
 def _gpt_role(name: str) -> str:
@@ -278,7 +279,7 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ScalableModel, HeadWeights
         read_in, read_out = (self.read_in, self.read_out) if self.spectral is None else (
             reparametrised(self.read_in, self.spectral[0]),
             reparametrised(self.read_out, self.spectral[1]))
-        h0 = jax.vmap(read_in)(tokens) + self.positions[: tokens.shape[0]]
+        h0 = on_rows(read_in, tokens) + self.positions[: tokens.shape[0]]
         # the blocks run as one lax.scan over their stacked arrays (the parameters stay
         # one module per block): compilation does not grow with the depth
         arrays = [eqx.filter(b, eqx.is_array) for b in self.blocks]
@@ -293,7 +294,7 @@ class GPT(ResidualStreamModel, AttentionPatternModel, ScalableModel, HeadWeights
             lambda *xs: jnp.stack(xs), *arrays))
         stream = jnp.concatenate([h0[None], hs])
         final = jax.vmap(self.ln_f)(h) if self.norm_position == "pre" else h
-        out = jax.vmap(read_out)(final * self.multipliers.output)
+        out = on_rows(read_out, final * self.multipliers.output)
         out = out[:, 0] if self.scalar_output else out
         return out, patterns, stream
 

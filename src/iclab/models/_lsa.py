@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from iclab._errors import ConfigError, check_nonnegative, check_positive_int
 from iclab.models._causal import sinusoidal_positions
 from iclab.models._interface import QueryReadoutModel
+from iclab.models._rows import on_rows
 
 
 def _variance_scaling(key: PRNGKeyArray, shape: tuple[int, ...], scale: float):
@@ -139,7 +140,7 @@ class LSABlock(eqx.Module):
             h = h + self.attn.attend(normed, normed[:-1])
         if self.mlp is not None:
             normed = self.ln_mlp(h) if self.ln_mlp is not None else h
-            h = h + jax.vmap(self.mlp)(normed)
+            h = h + on_rows(self.mlp, normed)
         return h
 
 
