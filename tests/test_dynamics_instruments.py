@@ -44,6 +44,7 @@ from iclab.instruments import (
                                     "iclab.instruments._trajectory", "iclab.engine._memory",
                                     "iclab.engine._optim", "iclab.engine._data",
                                     "iclab.engine._concurrent", "iclab.models._rows",
+                                    "iclab.tasks._orthogonal",
                                     "iclab.tasks._modular", "iclab.tasks._parity",
                                     "iclab.config"])
 def test_docstring_examples_run(module):

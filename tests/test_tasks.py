@@ -139,3 +139,33 @@ def test_every_task_follows_the_protocol(key):
         with pytest.raises(ConfigError, match="option"):
             task.sample_batch(key, 2, no_such_option=1) if issubclass(cls, tasks.VmappedTask) \
                 else task.check_options({"no_such_option": 1})
+
+
+def test_haar_orthogonal_is_the_sign_fixed_qr_without_lapack():
+    """Gram–Schmidt's Q equals numpy's float64 QR of the same Gaussian matrix with
+    diag(R) > 0, and the vmapped sampler lowers to no LAPACK custom call (batched LAPACK
+    kernels deadlocked two programs side by side on CPU)."""
+    from iclab.tasks import haar_orthogonal
+
+    for seed, n in ((0, 3), (1, 10), (2, 40)):
+        key = jax.random.key(seed)
+        z = np.asarray(jax.random.normal(key, (n, n)), np.float64)
+        q, r = np.linalg.qr(z)
+        expected = q * np.sign(np.diag(r))[None, :]
+        got = np.asarray(haar_orthogonal(key, n), np.float64)
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+        np.testing.assert_allclose(got.T @ got, np.eye(n), atol=1e-5)
+    keys = jax.random.split(jax.random.key(3), 4)
+    lowered = jax.jit(jax.vmap(lambda k: haar_orthogonal(k, 6))).lower(keys).as_text()
+    assert "custom_call" not in lowered
+
+
+@pytest.mark.parametrize("dynamics", ["linear", "contracting", "nonlinear"])
+def test_mesa_samplers_have_no_lapack_call(dynamics):
+    """The batches mesa trains on (every kind of W*, and the few-shot pairs) lower to
+    programs without a LAPACK custom call, the kernel that hung two of them side by side."""
+    from iclab.tasks import DynamicsTask, FewShotRegressionTask
+
+    for task in (DynamicsTask(dynamics=dynamics), FewShotRegressionTask()):
+        text = jax.jit(lambda k, t=task: t.sample_batch(k, 4)).lower(jax.random.key(0)).as_text()
+        assert "custom_call" not in text, type(task).__name__

@@ -12,11 +12,13 @@ Each model keeps its own key, data stream and checkpoint, so the numbers do not 
 on the number of workers, and an interrupted run resumes each model where it stopped.
 
 Warning:
-    Concurrent XLA:CPU programs share one intra-op thread pool. The ``mesa`` recipe's
-    models (the mesa layer: a scan inside the model, inside the training scan) hung with
-    every thread asleep when trained two at a time on 2 cores (jax 0.10.2), so that
-    recipe trains one model at a time. The recipes that use this function were each run
-    to completion concurrently several times; ``ICLAB_WORKERS=1`` turns it off.
+    Concurrent XLA:CPU programs share one intra-op thread pool. jaxlib 0.10's batched
+    LAPACK kernels on CPU (QR, Cholesky, eigendecompositions, …) split their batch over
+    that pool and block one of its threads until the pieces finish; two programs that
+    reach such a kernel at once can leave every thread waiting (the ``mesa`` recipe's
+    training hung so, in its samplers' QR, until ``iclab.tasks.haar_orthogonal`` replaced
+    it). Keep batched ``jnp.linalg`` factorisations out of training steps that may run
+    side by side. ``ICLAB_WORKERS=1`` trains one model at a time.
 """
 
 import os

@@ -50,9 +50,9 @@ K ≤ 3 to fit in minutes. The probe's
 λ is 1 (the reference code uses 0.001 and drops outlier sequences; a regulariser of 1
 keeps the target bounded for t < n_s without filtering).
 
-Concurrency: the models are trained one at a time (``workers=1``): the mesa layer (a scan
-inside the model, inside the training scan) hung with every XLA:CPU thread asleep when
-two were trained side by side on 2 cores (jax 0.10.2).
+Concurrency: the models train side by side, as in the other recipes. They hung doing so
+until the task's random orthogonal matrices stopped using LAPACK's batched QR, whose CPU
+kernel blocks XLA's intra-op threads (``iclab.tasks.haar_orthogonal``).
 """
 
 import dataclasses
@@ -754,4 +754,4 @@ RECIPE = Recipe(
                 "deeper models approach it (von Oswald et al. 2023)",
     paper=PAPER, config_type=MesaConfig, full=full_config, quick=quick_config,
     experiment=experiment, measure=measure, claims=claims, checks=CHECKS, figures=FIGURES,
-    sections=SECTIONS, workers=1)
+    sections=SECTIONS)

@@ -25,7 +25,6 @@ from iclab.tasks._induction import bursty_tokens as bursty_tokens
 from iclab.tasks._induction import complex_structure as complex_structure
 from iclab.tasks._induction import finite_symmetry_groups as finite_symmetry_groups
 from iclab.tasks._induction import finite_symmetry_orbit as finite_symmetry_orbit
-from iclab.tasks._induction import haar_orthogonal as haar_orthogonal
 from iclab.tasks._induction import haar_unitary_real as haar_unitary_real
 from iclab.tasks._induction import one_hot_tokens as one_hot_tokens
 from iclab.tasks._induction import pauli_group as pauli_group
@@ -48,6 +47,7 @@ from iclab.tasks._markov import MarkovLanguageTask as MarkovLanguageTask
 from iclab.tasks._modular import MODULAR_OPERATIONS as MODULAR_OPERATIONS
 from iclab.tasks._modular import Equations as Equations
 from iclab.tasks._modular import ModularArithmetic as ModularArithmetic
+from iclab.tasks._orthogonal import haar_orthogonal as haar_orthogonal
 from iclab.tasks._parity import ParityExample as ParityExample
 from iclab.tasks._parity import SparseParityTask as SparseParityTask
 from iclab.tasks._protocol import BatchDrawnTask as BatchDrawnTask

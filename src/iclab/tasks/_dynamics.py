@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from iclab._errors import check_choice, check_nonnegative, check_positive, check_positive_int
+from iclab.tasks._orthogonal import haar_orthogonal
 from iclab.tasks._protocol import VmappedTask
 
 DYNAMICS = ("linear", "contracting", "nonlinear")
@@ -127,9 +128,9 @@ class DynamicsTask(VmappedTask):
         if self.dynamics == "contracting":
             k_u, k_v, k_s = jax.random.split(key, 3)
             singular = jax.random.uniform(k_s, (n,), minval=0.3, maxval=0.9)
-            u, v = jax.random.orthogonal(k_u, n), jax.random.orthogonal(k_v, n)
+            u, v = haar_orthogonal(k_u, n), haar_orthogonal(k_v, n)
             return (u * singular[None, :]) @ v.T
-        return jax.random.orthogonal(key, n)
+        return haar_orthogonal(key, n)
 
     def _mlp(self) -> tuple[Array, Array]:
         n = self.system_dim
@@ -230,7 +231,7 @@ class FewShotRegressionTask(VmappedTask):
     def sample(self, key: PRNGKeyArray) -> FewShotPairs:
         k_w, k_x, k_e = jax.random.split(key, 3)
         n = self.state_dim
-        w = jax.random.orthogonal(k_w, n)
+        w = haar_orthogonal(k_w, n)
         x = jax.random.normal(k_x, (self.pairs, n))
         y = x @ w.T + self.noise_std * jax.random.normal(k_e, (self.pairs, n))
         return FewShotPairs(x, y, w)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from iclab._errors import ConfigError, check_nonnegative, check_positive_int
+from iclab.tasks._orthogonal import haar_orthogonal
 from iclab.tasks._protocol import VmappedTask
 
 
@@ -287,13 +288,6 @@ class PairsSequence(eqx.Module):
 
     tokens: Float[Array, "t c"]
     target: Float[Array, " d"]
-
-
-def haar_orthogonal(key: PRNGKeyArray, dim: int) -> Float[Array, "d d"]:
-    """A Haar-random orthogonal matrix: Q of the QR of a Gaussian matrix, columns signed
-    so that diag(R) > 0 (Mezzadri 2007)."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
-    return q * jnp.sign(jnp.diag(r))[None, :]
 
 
 def haar_unitary_real(key: PRNGKeyArray, dim: int) -> Float[Array, "d d"]:
